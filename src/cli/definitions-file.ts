@@ -1,0 +1,18 @@
+import { readFile } from "node:fs/promises";
+import YAML from "yaml";
+import { CliError } from "./context.ts";
+
+/** Reads a YAML or JSON definitions file (JSON is YAML, so one parser serves both). */
+export async function readDefinitionsFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return file.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    throw new CliError(`${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
+  }
+}

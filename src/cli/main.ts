@@ -1,0 +1,85 @@
+import { Command, Option } from "commander";
+import { ConfigError, loadConfig } from "../config.ts";
+import { DomainError } from "../errors.ts";
+import { createLogger } from "../logger.ts";
+import { startServer } from "../server.ts";
+import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
+import { readDefinitionsFile } from "./definitions-file.ts";
+import { formatPlan, paint } from "./format.ts";
+
+export function buildCli(): Command {
+  const program = new Command();
+  program
+    .name("larder")
+    .description("Larder: a Feast-compatible feature store server (Redis online store, Postgres registry and offline store)")
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(paint("red", s)) });
+
+  program
+    .command("serve")
+    .description("start the HTTP server (configuration from the environment; see README)")
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.LARDER_LOG_LEVEL);
+      const server = await startServer(config, logger);
+      const shutdown = async (signal: string) => {
+        logger.info({ signal }, "stopping: finishing in-flight requests");
+        await server.stop();
+        logger.info("stopped");
+        process.exit(0);
+      };
+      process.once("SIGTERM", () => void shutdown("SIGTERM"));
+      process.once("SIGINT", () => void shutdown("SIGINT"));
+    });
+
+  program
+    .command("migrate")
+    .description("create or update Larder's tables (schema larder) in DATABASE_URL")
+    .action(async () => {
+      process.env.LARDER_MIGRATE = "true";
+      const db = await openDatabase();
+      await db.close();
+      console.log("database migrated");
+    });
+
+  for (const action of ["plan", "apply"] as const) {
+    program
+      .command(action)
+      .description(
+        action === "plan"
+          ? "show what apply would change (create / update / delete / unchanged, field by field), writing nothing"
+          : "make the project hold exactly what the file defines, in one transaction",
+      )
+      .requiredOption("-f, --file <file>", "definitions file (YAML or JSON)")
+      .addOption(new Option("-p, --project <project>", "project name").env("LARDER_PROJECT").default("default"))
+      .option("--all", "also list unchanged objects")
+      .action(async (opts: { file: string; project: string; all?: boolean }) => {
+        const defs = await readDefinitionsFile(opts.file);
+        const db = await openDatabase();
+        try {
+          const registry = registryFor(db, cliLogger());
+          const plan = action === "plan" ? await registry.plan(opts.project, defs) : await registry.apply(opts.project, defs);
+          console.log(formatPlan(plan, { showUnchanged: opts.all }));
+        } finally {
+          await db.close();
+        }
+      });
+  }
+  return program;
+}
+
+function reportAndExit(e: unknown): never {
+  if (e instanceof DomainError) {
+    console.error(paint("red", `error: ${e.message}`));
+    for (const d of e.details) console.error(paint("red", `  ${d.path ? `${d.path}: ` : ""}${d.message}`));
+  } else if (e instanceof CliError || e instanceof ConfigError) {
+    console.error(paint("red", `error: ${e.message}`));
+  } else {
+    const msg = (e as Error)?.message ?? String(e);
+    console.error(paint("red", `error: ${msg.split("\n")[0]}`));
+  }
+  process.exit(1);
+}
+
+const isMain = process.argv[1] && /(?:main\.ts|larder(?:\.js)?)$/.test(process.argv[1]);
+if (isMain) buildCli().parseAsync(process.argv).catch(reportAndExit);

@@ -1,0 +1,61 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const positiveInt = z.coerce.number().int().positive();
+
+export const EnvSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .optional(),
+  LARDER_REDIS_PREFIX: z.string().min(1).default("larder:"),
+  LARDER_PROJECT: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier")
+    .default("default"),
+  LARDER_AUTH: z.enum(["apikey", "disabled"]).default("apikey"),
+  LARDER_MIGRATE: bool.default(true),
+  LARDER_DATA_DIR: z.string().min(1).default(".larder"),
+  LARDER_MAX_ENTITY_ROWS: positiveInt.default(1000),
+  LARDER_MAX_BODY_BYTES: positiveInt.default(10 * 1024 * 1024),
+  LARDER_REGISTRY_POLL_MS: positiveInt.default(2000),
+  LARDER_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(6566),
+  HOST: z.string().min(1).default("0.0.0.0"),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export type StoreMode = { kind: "external"; databaseUrl: string; redisUrl: string } | { kind: "embedded"; dataDir: string };
+
+export type Config = Env & { mode: StoreMode };
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment once; every problem ends up in one readable line. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = EnvSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  let mode: StoreMode;
+  if (e.DATABASE_URL && e.REDIS_URL) mode = { kind: "external", databaseUrl: e.DATABASE_URL, redisUrl: e.REDIS_URL };
+  else if (!e.DATABASE_URL && !e.REDIS_URL) mode = { kind: "embedded", dataDir: e.LARDER_DATA_DIR };
+  else
+    throw new ConfigError(
+      `invalid configuration: ${e.DATABASE_URL ? "REDIS_URL" : "DATABASE_URL"} is missing (set both DATABASE_URL and REDIS_URL, or neither for embedded mode)`,
+    );
+  return { ...e, mode };
+}

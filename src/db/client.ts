@@ -1,0 +1,74 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
+import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
+import pg from "pg";
+import * as schema from "./schema.ts";
+
+export type Schema = typeof schema;
+/** Both drivers (node-postgres, PGlite) give this: services use only it, so one code path serves both modes. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface Database {
+  db: Db;
+  driver: "pg" | "pglite";
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** Only for the node-postgres driver: raw clients for cursors and COPY-like streaming. */
+  pool?: pg.Pool;
+}
+
+export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
+const MIGRATION_CONFIG = { migrationsFolder: MIGRATIONS_FOLDER, migrationsSchema: "larder", migrationsTable: "__migrations" };
+
+// int8 (bigint) and numeric come back as strings by default; counts and sizes here fit a double.
+pg.types.setTypeParser(20, (v) => {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : v;
+});
+
+export interface PgOptions {
+  /** Milliseconds a statement may run before Postgres cancels it (0: no limit). */
+  statementTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  max?: number;
+}
+
+export function connectPostgres(url: string, opts: PgOptions = {}): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    statement_timeout: opts.statementTimeoutMs ?? 0,
+    idleTimeoutMillis: 30_000,
+    application_name: "larder",
+  });
+  // An idle client losing its connection (Postgres restarted) must not crash the process.
+  pool.on("error", () => {});
+  const db = drizzlePg(pool, { schema }) as unknown as Db;
+  return {
+    db,
+    driver: "pg",
+    pool,
+    migrate: () => migratePg(db as never, MIGRATION_CONFIG),
+    close: () => pool.end(),
+  };
+}
+
+export async function openPglite(dataDir: string): Promise<Database> {
+  const [{ PGlite }, { drizzle }, { migrate }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("drizzle-orm/pglite"),
+    import("drizzle-orm/pglite/migrator"),
+  ]);
+  const client = new PGlite(dataDir);
+  await client.waitReady;
+  const db = drizzle(client, { schema }) as unknown as Db;
+  return {
+    db,
+    driver: "pglite",
+    migrate: () => migrate(db as never, MIGRATION_CONFIG),
+    close: () => client.close(),
+  };
+}

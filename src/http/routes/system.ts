@@ -1,0 +1,66 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { App, AppDeps } from "../app.ts";
+import { renderDocsPage } from "../docs-page.ts";
+import { json } from "../schemas.ts";
+
+const Health = z
+  .object({
+    status: z.enum(["ok", "unavailable"]),
+    problems: z.array(z.string()).optional(),
+    registry: z.object({ project: z.string(), version: z.number().nullable(), age_seconds: z.number().nullable() }),
+  })
+  .openapi("Health");
+
+export const OPENAPI_INFO = {
+  openapi: "3.1.0",
+  info: {
+    title: "Larder",
+    version: "0.1.0",
+    description:
+      "A Feast-compatible feature store server. The root endpoints act on the server's default project; `/v1/projects/{project}/…` on any.",
+  },
+};
+
+export function registerSystemRoutes(app: App, deps: AppDeps) {
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/health",
+      tags: ["system"],
+      summary: "Ready when the registry is loaded and the online store answers (no key needed)",
+      responses: { 200: json(Health, "Healthy"), 503: json(Health, "Something is wrong") },
+    }),
+    async (c) => {
+      const problems: string[] = [];
+      const project = deps.defaultProject;
+      let snap = deps.snapshots.peek(project);
+      if (!snap) {
+        try {
+          snap = await deps.snapshots.get(project);
+        } catch (e) {
+          problems.push(`registry not loaded: ${(e as Error).message}`);
+        }
+      }
+      try {
+        await withTimeout(deps.online.ping(), 1000, "online store did not answer within 1s");
+      } catch (e) {
+        problems.push(`online store: ${(e as Error).message}`);
+      }
+      const age = deps.snapshots.ageSeconds();
+      const registry = { project, version: snap?.version ?? null, age_seconds: Number.isFinite(age) ? age : null };
+      if (problems.length) return c.json({ status: "unavailable" as const, problems, registry }, 503);
+      return c.json({ status: "ok" as const, registry }, 200);
+    },
+  );
+
+  app.doc31("/openapi.json", OPENAPI_INFO);
+  app.get("/docs", (c) => c.html(renderDocsPage()));
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}

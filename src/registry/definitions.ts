@@ -1,0 +1,139 @@
+import { z } from "zod";
+import { DtypeSchema, KeyTypeSchema, parseTtl } from "./dtypes.ts";
+
+export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const Identifier = z.string().regex(IDENTIFIER, "must be an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+
+const Tags = z.record(z.string(), z.string()).default({});
+const Text = z.string().default("");
+
+export const Ttl = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const seconds = parseTtl(v);
+    if (seconds === undefined) {
+      ctx.addIssue({ code: "custom", message: "ttl must be a whole number of seconds or a duration like 30s, 15m, 12h, 7d" });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+export const EntitySpec = z
+  .object({
+    name: Identifier,
+    join_key: Identifier.optional(),
+    value_type: KeyTypeSchema.default("string"),
+    description: Text,
+    tags: Tags,
+    owner: Text,
+  })
+  .strict()
+  .transform((e) => ({ ...e, join_key: e.join_key ?? e.name }));
+export type EntitySpec = z.infer<typeof EntitySpec>;
+
+/** A qualified table name: `table` or `schema.table`, each part an identifier. */
+export const TableName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, "must be table or schema.table");
+
+export const PostgresSourceSpec = z
+  .object({
+    name: Identifier,
+    kind: z.literal("postgres"),
+    table: TableName.optional(),
+    query: z.string().min(1).optional(),
+    timestamp_field: Identifier.default("event_timestamp"),
+    created_timestamp_field: Identifier.optional(),
+    description: Text,
+    tags: Tags,
+    owner: Text,
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if ((s.table === undefined) === (s.query === undefined))
+      ctx.addIssue({ code: "custom", message: "a postgres source needs exactly one of table or query", path: ["table"] });
+  });
+export type PostgresSourceSpec = z.infer<typeof PostgresSourceSpec>;
+
+export const PushSourceSpec = z
+  .object({
+    name: Identifier,
+    kind: z.literal("push"),
+    batch_source: Identifier,
+    description: Text,
+    tags: Tags,
+    owner: Text,
+  })
+  .strict();
+export type PushSourceSpec = z.infer<typeof PushSourceSpec>;
+
+export const DataSourceSpec = z.discriminatedUnion("kind", [PostgresSourceSpec, PushSourceSpec], {
+  error: () => "kind must be postgres or push",
+});
+export type DataSourceSpec = z.infer<typeof DataSourceSpec>;
+
+export const FieldSpec = z
+  .object({ name: Identifier, dtype: DtypeSchema, description: Text, tags: Tags })
+  .strict();
+export type FieldSpec = z.infer<typeof FieldSpec>;
+
+export const FeatureViewSpec = z
+  .object({
+    name: Identifier,
+    entities: z.array(Identifier).min(1, "a feature view needs at least one entity"),
+    source: Identifier,
+    ttl: Ttl.default(0),
+    online: z.boolean().default(true),
+    schema: z.array(FieldSpec).min(1, "a feature view needs at least one feature"),
+    description: Text,
+    tags: Tags,
+    owner: Text,
+  })
+  .strict();
+export type FeatureViewSpec = z.infer<typeof FeatureViewSpec>;
+
+export const FeatureServiceSpec = z
+  .object({
+    name: Identifier,
+    features: z
+      .array(
+        z.object({ feature_view: Identifier, features: z.array(Identifier).min(1).optional() }).strict(),
+      )
+      .min(1, "a feature service needs at least one feature view"),
+    description: Text,
+    tags: Tags,
+    owner: Text,
+  })
+  .strict();
+export type FeatureServiceSpec = z.infer<typeof FeatureServiceSpec>;
+
+export const Definitions = z
+  .object({
+    project: Identifier.optional(),
+    entities: z.array(EntitySpec).default([]),
+    data_sources: z.array(DataSourceSpec).default([]),
+    feature_views: z.array(FeatureViewSpec).default([]),
+    feature_services: z.array(FeatureServiceSpec).default([]),
+  })
+  .strict();
+export type Definitions = z.infer<typeof Definitions>;
+/** What a user writes (before defaults). */
+export type DefinitionsInput = z.input<typeof Definitions>;
+
+export const OBJECT_KINDS = ["entity", "data_source", "feature_view", "feature_service"] as const;
+export type ObjectKind = (typeof OBJECT_KINDS)[number];
+
+export type SpecOf<K extends ObjectKind> = K extends "entity"
+  ? EntitySpec
+  : K extends "data_source"
+    ? DataSourceSpec
+    : K extends "feature_view"
+      ? FeatureViewSpec
+      : FeatureServiceSpec;
+
+export const SECTION_OF: Record<ObjectKind, keyof Omit<Definitions, "project">> = {
+  entity: "entities",
+  data_source: "data_sources",
+  feature_view: "feature_views",
+  feature_service: "feature_services",
+};
