@@ -46,6 +46,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
 export function buildApp(config: Config, services: Services, logger: Logger): App {
   return createApp({
     logger,
+    db: services.database.db,
     registry: services.registry,
     snapshots: services.snapshots,
     online: services.online,

@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
+import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { RegistryService } from "../registry/service.ts";
@@ -18,6 +19,8 @@ export interface AppLimits {
 /** Everything the routes need; the server and the tests build it, so nothing is a module-level singleton. */
 export interface AppDeps {
   logger: Logger;
+  /** The registry and offline database (Postgres, or PGlite when embedded). */
+  db: Db;
   registry: RegistryService;
   snapshots: SnapshotCache;
   online: OnlineStore;

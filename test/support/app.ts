@@ -44,6 +44,7 @@ export async function createTestContext(opts: TestContextOptions = {}): Promise<
   const snapshots = new SnapshotCache({ registry, logger, pollMs: 60_000 });
   const deps: AppDeps = {
     logger,
+    db: db.database.db,
     registry,
     snapshots,
     online,
