@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, index, integer, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, index, integer, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { larder } from "../db/larder-schema.ts";
 
 export const materializationJobs = larder.table(
@@ -22,7 +22,11 @@ export const materializationJobs = larder.table(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
-  (t) => [index("materialization_jobs_view_idx").on(t.project, t.featureView, t.createdAt)],
+  (t) => [
+    index("materialization_jobs_view_idx").on(t.project, t.featureView, t.createdAt),
+    // At most one running job per view, enforced by Postgres: two concurrent starts cannot both win.
+    uniqueIndex("materialization_jobs_one_running").on(t.project, t.featureView).where(sql`status = 'running'`),
+  ],
 );
 
 /** Windows that materialised successfully, per view: where materialize-incremental starts. */

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "materialization_jobs_one_running" ON "larder"."materialization_jobs" USING btree ("project","feature_view") WHERE status = 'running';
