@@ -1,13 +1,20 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
+import { matchedRoutes } from "hono/route";
+import type { KeyVerifier } from "../auth/keys.ts";
+import type { Lifecycle } from "../lifecycle.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { RegistryService } from "../registry/service.ts";
 import type { SnapshotCache } from "../registry/snapshot-cache.ts";
 import type { AppEnv } from "./env.ts";
+import { apiKeyAuth } from "./auth.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
+import { createMetrics, type Metrics, registerMetricsRoute } from "./metrics.ts";
+import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerRegistryRoutes } from "./routes/registry.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 
@@ -27,6 +34,22 @@ export interface AppDeps {
   /** The project the Feast-compatible root endpoints act on. */
   defaultProject: string;
   limits: AppLimits;
+  /** API-key verifier; absent or null: auth disabled (LARDER_AUTH=disabled, and tests unless they ask for it). */
+  auth?: KeyVerifier | null;
+  /** Prometheus metrics (routes call e.g. `deps.metrics?.served(…)`); createApp makes one when absent. */
+  metrics?: Metrics;
+  /** The stop signal for long-running work (see src/lifecycle.ts); absent in tests that never stop. */
+  lifecycle?: Lifecycle;
+}
+
+/** The route pattern a request matched (`/v1/projects/:project/push`), never the raw path; "unmatched" for 404s. */
+function routeLabel(c: Context): string {
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i--) {
+    const r = routes[i]!;
+    if (r.method !== "ALL") return r.path;
+  }
+  return "unmatched";
 }
 
 export type App = OpenAPIHono<AppEnv>;
@@ -38,22 +61,32 @@ export function createApp(deps: AppDeps): App {
     },
   });
 
+  const metrics = (deps.metrics ??= createMetrics({ snapshotAgeSeconds: () => deps.snapshots.ageSeconds() }));
   app.use(requestId({ headerName: "x-request-id" }));
   app.use(async (c, next) => {
     const started = performance.now();
     const log = deps.logger.child({ request_id: c.get("requestId") });
     c.set("logger", log);
     await next();
+    // Once stopping, answers ask keep-alive clients to reconnect (to a server that is not stopping).
+    if (deps.lifecycle?.stopping) c.header("Connection", "close");
     const status = c.res.status;
+    const seconds = (performance.now() - started) / 1000;
+    const route = routeLabel(c);
+    metrics.request(c.req.method, route, status, seconds);
+    // One line per request; headers are never logged (keys travel in Authorization).
     const fields = {
       method: c.req.method,
+      route,
       path: c.req.path,
       status,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      duration_ms: Math.round(seconds * 100_000) / 100,
+      key_id: c.get("auth")?.keyId,
     };
     if (status >= 500) log.error(fields, "request");
-    else log.debug(fields, "request");
+    else log.info(fields, "request");
   });
+  if (deps.auth) app.use(apiKeyAuth(deps.auth, deps.defaultProject));
   app.use(
     bodyLimit({
       maxSize: deps.limits.maxBodyBytes,
@@ -67,6 +100,8 @@ export function createApp(deps: AppDeps): App {
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).body(), 404));
 
   registerSystemRoutes(app, deps);
+  registerMetricsRoute(app, metrics);
   registerRegistryRoutes(app, deps);
+  registerOfflineRoutes(app, deps);
   return app;
 }

@@ -1,0 +1,152 @@
+/**
+ * Point-in-time joins: for each entity row and view, the view's row of that entity with the latest event time
+ * ≤ the row's time and ≥ time − ttl (ttl 0: no lower bound), ties broken by the latest created time.
+ * One set-based query: a LEFT JOIN LATERAL … ORDER BY ts DESC, created DESC LIMIT 1 per view, which an index on
+ * the source's (key, ts) answers with one index probe per entity row.
+ */
+import { type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { invalid } from "../errors.ts";
+import type { KeyType } from "../registry/dtypes.ts";
+import type { RegistrySnapshot } from "../registry/snapshot.ts";
+import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros, ValueError } from "../values.ts";
+import { type FeatureSelection, selectFeatures } from "./features.ts";
+import { castKey, ident, pgTextArray, rowsOf, sourceRelationText } from "./sql.ts";
+
+export const ORD = "__larder_ord";
+export const TS = "__larder_ts";
+
+/** The join keys the selection needs, each with its entity's key type. */
+export function requiredKeys(selection: FeatureSelection): Map<string, KeyType> {
+  const keys = new Map<string, KeyType>();
+  for (const { view } of selection.views) for (const e of view.entities) keys.set(e.joinKey, e.valueType);
+  return keys;
+}
+
+/**
+ * The join as one SELECT. `entities` is a relation aliased `e` with columns `__larder_ord` (row order),
+ * `__larder_ts` (timestamptz) and one typed column per join key; `entityColumns` are the entity columns to pass
+ * through to the output (already-quoted SQL), before the feature columns.
+ */
+export function pitQuery(selection: FeatureSelection, entities: SQL, entityColumns: string[]): SQL {
+  const selects: string[] = [`e.${ident(ORD)}`, ...entityColumns];
+  const laterals: string[] = [];
+  selection.views.forEach(({ view }, i) => {
+    const alias = `v${i}`;
+    const src = view.batchSource;
+    const ts = `s.${ident(src.timestamp_field)}`;
+    const conds = view.joinKeys.map((k) => `s.${ident(k)} = e.${ident(k)}`);
+    conds.push(`${ts} <= e.${ident(TS)}`);
+    if (view.ttlSeconds > 0) {
+      if (!Number.isSafeInteger(view.ttlSeconds)) throw new Error(`bad ttl ${view.ttlSeconds}`);
+      conds.push(`${ts} >= e.${ident(TS)} - interval '${view.ttlSeconds} seconds'`);
+    }
+    const order = [`${ts} DESC`];
+    if (src.created_timestamp_field) order.push(`s.${ident(src.created_timestamp_field)} DESC NULLS LAST`);
+    const cols = selection.columns.filter((c) => c.view === view);
+    const inner = cols.map((c, j) => `s.${ident(c.feature.name)} AS ${ident(`f${j}`)}`);
+    laterals.push(
+      `LEFT JOIN LATERAL (SELECT ${inner.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${conds.join(" AND ")} ORDER BY ${order.join(", ")} LIMIT 1) AS ${alias} ON true`,
+    );
+    cols.forEach((c, j) => selects.push(`${alias}.${ident(`f${j}`)} AS ${ident(c.name)}`));
+  });
+  return sql`SELECT ${sql.raw(selects.join(", "))} FROM ${entities} AS e ${sql.raw(laterals.join(" "))} ORDER BY e.${sql.raw(ident(ORD))}`;
+}
+
+export interface HistoricalRequest {
+  entity_df: Record<string, unknown[]>;
+  features?: string[] | undefined;
+  feature_service?: string | undefined;
+  full_feature_names?: boolean | undefined;
+}
+
+export const TIMESTAMP_COLUMN = "event_timestamp";
+
+/** Checks the entity dataframe and turns it into the parameters of an `unnest`; every problem named by path. */
+function entityParams(selection: FeatureSelection, df: Record<string, unknown[]>) {
+  const columns = Object.keys(df);
+  if (!(TIMESTAMP_COLUMN in df)) throw invalid(`entity_df needs an ${TIMESTAMP_COLUMN} column`, [{ path: `entity_df.${TIMESTAMP_COLUMN}`, message: "missing" }]);
+  const keys = requiredKeys(selection);
+  for (const k of keys.keys())
+    if (!(k in df)) throw invalid(`entity_df needs the join key column ${k}`, [{ path: `entity_df.${k}`, message: "missing" }]);
+  const n = df[TIMESTAMP_COLUMN]!.length;
+  for (const c of columns) {
+    const col = df[c];
+    if (!Array.isArray(col)) throw invalid(`entity_df.${c} must be an array`, [{ path: `entity_df.${c}`, message: "not an array" }]);
+    if (col.length !== n)
+      throw invalid(`entity_df columns must have the same length: ${c} has ${col.length}, ${TIMESTAMP_COLUMN} has ${n}`, [
+        { path: `entity_df.${c}`, message: `length ${col.length}, expected ${n}` },
+      ]);
+  }
+  for (const out of selection.columns)
+    if (out.name in df) throw invalid(`feature column ${out.name} clashes with an entity_df column of the same name`);
+  const ts = df[TIMESTAMP_COLUMN]!.map((v, i) => {
+    try {
+      if (v === null || v === undefined) throw new ValueError("null is not a timestamp");
+      return formatTimestampMicros(parseTimestampMicros(v));
+    } catch (e) {
+      const msg = `entity_df.${TIMESTAMP_COLUMN}[${i}]: ${(e as Error).message}`;
+      throw invalid(msg, [{ path: `entity_df.${TIMESTAMP_COLUMN}[${i}]`, message: (e as Error).message }]);
+    }
+  });
+  const keyArrays = [...keys].map(([k, type]) => ({
+    name: k,
+    type,
+    values: df[k]!.map((v, i) => {
+      if (v === null || v === undefined) return null; // no entity: the features come back null
+      try {
+        return canonicalKey(type, v);
+      } catch (e) {
+        throw invalid(`entity_df.${k}[${i}]: ${(e as Error).message}`, [{ path: `entity_df.${k}[${i}]`, message: (e as Error).message }]);
+      }
+    }),
+  }));
+  return { n, ts, keyArrays };
+}
+
+/** The entity rows of a request as a relation: `unnest(…) WITH ORDINALITY`, every array one parameter. */
+function unnestRelation(ts: string[], keyArrays: { name: string; type: KeyType; values: (string | null)[] }[]): SQL {
+  const arrays = [sql`${pgTextArray(ts)}::text[]`, ...keyArrays.map((k) => sql`${pgTextArray(k.values)}::text[]`)];
+  const names = ["t", ...keyArrays.map((_, i) => `k${i}`), "o"];
+  const cols = [
+    `u.o AS ${ident(ORD)}`,
+    `u.t::timestamptz AS ${ident(TS)}`,
+    ...keyArrays.map((k, i) => `${castKey(`u.k${i}`, k.type)} AS ${ident(k.name)}`),
+  ];
+  return sql`(SELECT ${sql.raw(cols.join(", "))} FROM unnest(${sql.join(arrays, sql`, `)}) WITH ORDINALITY AS u(${sql.raw(names.join(", "))}))`;
+}
+
+/** Point-in-time-correct training rows for a request's entity dataframe: `{ df }` with columns in request order. */
+export async function historicalFeatures(
+  db: Db,
+  snap: RegistrySnapshot,
+  req: HistoricalRequest,
+): Promise<{ df: Record<string, unknown[]> }> {
+  const selection = selectFeatures(snap, req);
+  const { n, ts, keyArrays } = entityParams(selection, req.entity_df);
+  const out: Record<string, unknown[]> = {};
+  for (const [c, values] of Object.entries(req.entity_df)) out[c] = values;
+  const featureCols = selection.columns.map((c) => ({ ...c, values: new Array<unknown>(n).fill(null) }));
+  for (const c of featureCols) out[c.name] = c.values;
+  if (n === 0) return { df: out };
+
+  const query = pitQuery(selection, unnestRelation(ts, keyArrays), []);
+  const rows = await db.transaction(async (tx) => {
+    // Source columns without a zone are read as UTC, as request timestamps are.
+    await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
+    return rowsOf(await tx.execute(query));
+  });
+  for (const row of rows) {
+    const i = Number(row[ORD]) - 1;
+    for (const c of featureCols) {
+      const v = row[c.name];
+      if (v === null || v === undefined) continue;
+      try {
+        c.values[i] = normalizeValue(c.feature.dtype, v);
+      } catch (e) {
+        throw invalid(`feature view ${c.view.name}: column ${c.feature.name} holds a value that is not ${c.feature.dtype}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return { df: out };
+}

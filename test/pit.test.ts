@@ -1,0 +1,164 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestContext, type TestContext } from "./support/app.ts";
+
+/**
+ * Point-in-time joins against small tables whose answers are worked out by hand below.
+ * View a (ttl 1h, created-timestamp ties), view a3 (the same source, ttl 3h), view b (composite key, ttl 0).
+ */
+let t: TestContext;
+
+const DEFS = {
+  entities: [
+    { name: "driver", join_key: "driver_id", value_type: "int64" },
+    { name: "customer", join_key: "customer_id", value_type: "string" },
+  ],
+  data_sources: [
+    { name: "a_src", kind: "postgres", table: "public.pit_a", timestamp_field: "ts", created_timestamp_field: "created" },
+    { name: "b_src", kind: "postgres", query: "select driver_id, customer_id, ts, y, tags from public.pit_b", timestamp_field: "ts" },
+  ],
+  feature_views: [
+    { name: "a", entities: ["driver"], source: "a_src", ttl: "1h", schema: [{ name: "x", dtype: "float32" }, { name: "n", dtype: "int64" }] },
+    { name: "a3", entities: ["driver"], source: "a_src", ttl: "3h", schema: [{ name: "x", dtype: "float32" }, { name: "n", dtype: "int64" }] },
+    {
+      name: "b",
+      entities: ["driver", "customer"],
+      source: "b_src",
+      ttl: 0,
+      schema: [{ name: "y", dtype: "string" }, { name: "tags", dtype: "string[]" }],
+    },
+  ],
+  feature_services: [
+    { name: "svc", features: [{ feature_view: "a", features: ["n"] }, { feature_view: "b", features: ["y"] }] },
+  ],
+};
+
+const DATA = `
+CREATE TABLE public.pit_a (driver_id bigint, ts timestamptz NOT NULL, created timestamptz, x real, n bigint);
+INSERT INTO public.pit_a VALUES
+  (1, '2024-01-01 10:00Z', '2024-01-01 10:00Z', 1.0, 10),
+  (1, '2024-01-01 11:00Z', '2024-01-01 11:00Z', 2.0, 20),
+  (1, '2024-01-01 11:00Z', '2024-01-01 11:05Z', 2.5, 25),
+  (1, '2024-01-01 11:00Z', NULL, 2.75, 27),
+  (1, '2024-01-01 13:00Z', '2024-01-01 13:00Z', NULL, 30),
+  (2, '2024-01-01 09:00Z', '2024-01-01 09:00Z', 5.0, 50),
+  (2, '2024-01-01 11:00:00.000001Z', '2024-01-01 11:00Z', 6.0, 60);
+CREATE INDEX ON public.pit_a (driver_id, ts);
+CREATE TABLE public.pit_b (driver_id bigint, customer_id text, ts timestamp NOT NULL, y text, tags text[]);
+INSERT INTO public.pit_b VALUES
+  (1, 'c1', '2024-01-01 08:00', 'a', '{p,q}'),
+  (1, 'c2', '2024-01-01 10:30', 'b', NULL),
+  (2, 'c1', '2024-01-01 09:00', 'c', '{}'),
+  (1, 'c1', '2024-01-01 14:00', 'future', NULL);
+`;
+
+beforeAll(async () => {
+  t = await createTestContext();
+  const c = new pg.Client({ connectionString: t.db.url });
+  await c.connect();
+  await c.query(DATA);
+  await c.end();
+  const res = await t.call("POST", "/v1/projects/p/apply", DEFS);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+});
+afterAll(async () => t?.close());
+
+// entity rows, with the hand-computed answers of each view next to them
+const ROWS: { d: unknown; c: string; ts: string; a: [number | null, number | null]; a3: [number | null, number | null]; b: string | null }[] = [
+  // before the first event of driver 1
+  { d: 1, c: "c1", ts: "2024-01-01T09:59:59Z", a: [null, null], a3: [null, null], b: "a" },
+  // exactly on an event; composite key (1,c2) has nothing yet
+  { d: 1, c: "c2", ts: "2024-01-01T10:00:00Z", a: [1, 10], a3: [1, 10], b: null },
+  // three rows at 11:00: the latest created wins, a null created loses
+  { d: 1, c: "c2", ts: "2024-01-01 11:30:00", a: [2.5, 25], a3: [2.5, 25], b: "b" },
+  // exactly ttl after the event: still inside
+  { d: "1", c: "c1", ts: "2024-01-01T13:00:00+01:00", a: [2.5, 25], a3: [2.5, 25], b: "a" },
+  // a microsecond past ttl: outside for a, inside for a3
+  { d: 1, c: "c1", ts: "2024-01-01 12:00:00.000001", a: [null, null], a3: [2.5, 25], b: "a" },
+  // a null feature value; the 14:00 row of b is in the future of this row
+  { d: 1, c: "c1", ts: "2024-01-01T13:00:00Z", a: [null, 30], a3: [null, 30], b: "a" },
+  // driver 2: 09:00 is 2h back (outside 1h, inside 3h); the 11:00:00.000001 row is a microsecond in the future
+  { d: 2, c: "c1", ts: "2024-01-01T11:00:00Z", a: [null, null], a3: [5, 50], b: "c" },
+  // a duplicate of row 3
+  { d: 1, c: "c2", ts: "2024-01-01 11:30:00", a: [2.5, 25], a3: [2.5, 25], b: "b" },
+  // an unknown driver
+  { d: 3, c: "c1", ts: "2024-01-01T12:00:00Z", a: [null, null], a3: [null, null], b: null },
+];
+
+const entityDf = () => ({
+  driver_id: ROWS.map((r) => r.d),
+  customer_id: ROWS.map((r) => r.c),
+  event_timestamp: ROWS.map((r) => r.ts),
+});
+
+describe("historical features", () => {
+  it("answers the hand-computed rows, entity columns as sent then features, in request order", async () => {
+    const res = await t.call("POST", "/v1/projects/p/historical-features", {
+      entity_df: entityDf(),
+      features: ["a:x", "a:n", "a3:x", "a3:n", "b:y"],
+      full_feature_names: true,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(Object.keys(res.body.df)).toEqual(["driver_id", "customer_id", "event_timestamp", "a__x", "a__n", "a3__x", "a3__n", "b__y"]);
+    expect(res.body.df.driver_id).toEqual(entityDf().driver_id);
+    expect(res.body.df.event_timestamp).toEqual(entityDf().event_timestamp);
+    expect(res.body.df.a__x).toEqual(ROWS.map((r) => r.a[0]));
+    expect(res.body.df.a__n).toEqual(ROWS.map((r) => r.a[1]));
+    expect(res.body.df.a3__x).toEqual(ROWS.map((r) => r.a3[0]));
+    expect(res.body.df.a3__n).toEqual(ROWS.map((r) => r.a3[1]));
+    expect(res.body.df.b__y).toEqual(ROWS.map((r) => r.b));
+  });
+
+  it("serves a feature service, short names, list values typed", async () => {
+    const res = await t.call("POST", "/v1/projects/p/historical-features", { entity_df: entityDf(), feature_service: "svc" });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(Object.keys(res.body.df)).toEqual(["driver_id", "customer_id", "event_timestamp", "n", "y"]);
+    expect(res.body.df.n).toEqual(ROWS.map((r) => r.a[1]));
+    const lists = await t.call("POST", "/v1/projects/p/historical-features", {
+      entity_df: { driver_id: [1, 2, 1], customer_id: ["c1", "c1", "c2"], event_timestamp: ["2024-01-02", "2024-01-02", "2024-01-02"] },
+      features: ["b:tags"],
+    });
+    expect(lists.body.df.tags).toEqual([null, [], null]);
+  });
+
+  it("answers an empty entity dataframe with empty columns", async () => {
+    const res = await t.call("POST", "/v1/projects/p/historical-features", {
+      entity_df: { driver_id: [], event_timestamp: [] },
+      features: ["a:x"],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.df).toEqual({ driver_id: [], event_timestamp: [], x: [] });
+  });
+
+  it.each([
+    [{ entity_df: { driver_id: [1] }, features: ["a:x"] }, /event_timestamp/],
+    [{ entity_df: { event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /driver_id/],
+    [{ entity_df: { driver_id: [1, 2], event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /same length/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["yesterday"] }, features: ["a:x"] }, /event_timestamp\[0\]/],
+    [{ entity_df: { driver_id: [1.5], event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /driver_id\[0\]/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["nope:x"] }, /unknown feature view nope/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:nope"] }, /no feature nope/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:x", "a3:x"] }, /full_feature_names/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, feature_service: "nope" }, /unknown feature service/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] } }, /features/],
+    [{ entity_df: { driver_id: "1", event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /entity_df/],
+  ])("refuses bad input with a 400 naming it (%#)", async (body, pattern) => {
+    const res = await t.call("POST", "/v1/projects/p/historical-features", body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(pattern);
+  });
+
+  it("treats definitions and requests as data, never as SQL", async () => {
+    const res = await t.call("POST", "/v1/projects/p/historical-features", {
+      entity_df: { driver_id: [1], customer_id: ["c1'); DROP TABLE public.pit_a; --"], event_timestamp: ["2024-01-02"] },
+      features: ["b:y"],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.df.y).toEqual([null]);
+    const again = await t.call("POST", "/v1/projects/p/historical-features", {
+      entity_df: { driver_id: [1], event_timestamp: ["2024-01-02"] },
+      features: ["a3:n"],
+    });
+    expect(again.body.df.n).toEqual([null]);
+  });
+});
