@@ -1,13 +1,6 @@
 import { Redis } from "ioredis";
-import type { CompiledView } from "../registry/snapshot.ts";
-import type { OnlineStore, OnlineWriteRow, WriteResult } from "./store.ts";
-
-export interface RedisStoreOptions {
-  url: string;
-  prefix: string;
-  /** Milliseconds any command may take before it fails (the server answers 503 rather than hang). */
-  commandTimeoutMs?: number;
-}
+import { RedisKv } from "./redis-kv.ts";
+import { KvOnlineStore } from "./service.ts";
 
 export function connectRedis(url: string, commandTimeoutMs = 2000): Redis {
   return new Redis(url, {
@@ -21,22 +14,12 @@ export function connectRedis(url: string, commandTimeoutMs = 2000): Redis {
   });
 }
 
-/** The online store over Redis. (Key layout and value encoding: see README "Redis layout".) */
-export class RedisOnlineStore implements OnlineStore {
+/** The online store over Redis (key layout and value encoding: docs/redis-layout.md, src/online/layout.ts). */
+export class RedisOnlineStore extends KvOnlineStore {
   constructor(
     readonly redis: Redis,
-    readonly prefix: string,
-  ) {}
-
-  async write(_view: CompiledView, _rows: OnlineWriteRow[]): Promise<WriteResult> {
-    throw new Error("RedisOnlineStore.write: being written (online issue)");
-  }
-
-  async ping(): Promise<void> {
-    await this.redis.ping();
-  }
-
-  async close(): Promise<void> {
-    this.redis.disconnect();
+    prefix: string,
+  ) {
+    super(new RedisKv(redis), prefix);
   }
 }

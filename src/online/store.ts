@@ -1,4 +1,4 @@
-import type { CompiledView } from "../registry/snapshot.ts";
+import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 
 /** One entity's row of one view, ready to be stored. */
 export interface OnlineWriteRow {
@@ -25,7 +25,30 @@ export interface WriteResult {
  */
 export interface OnlineStore {
   write(view: CompiledView, rows: OnlineWriteRow[]): Promise<WriteResult>;
+  /**
+   * Answers a lookup as the JSON text of the Feast-shaped response (`OnlineFeaturesResponse` in
+   * src/http/online-schemas.ts). Checks every name and key first; throws DomainError (invalid_argument) naming the
+   * problem. Reads only the snapshot given and the store: never the registry database.
+   */
+  getOnlineFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest, opts: OnlineReadOptions): Promise<string>;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A lookup, as Feast's `/get-online-features` body has it (already shape-checked by the route). */
+export interface OnlineFeaturesRequest {
+  /** `"view:feature"` references, answered in this order. */
+  features?: string[] | null;
+  feature_service?: string | null;
+  /** Join key → one value per entity row (all the same length). Answered first, in this order. */
+  entities: Record<string, unknown[]>;
+  /** Name features `view__feature` rather than `feature`. */
+  full_feature_names?: boolean | null;
+}
+
+export interface OnlineReadOptions {
+  maxEntityRows: number;
+  /** The time of the request (epoch ms), against which ttl is enforced; default now. */
+  nowMs?: number;
 }
