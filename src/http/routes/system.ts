@@ -53,6 +53,17 @@ export function registerSystemRoutes(app: App, deps: AppDeps) {
     },
   );
 
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/health/live",
+      tags: ["system"],
+      summary: "Liveness: 200 while the process runs, whatever the stores do (no key needed)",
+      responses: { 200: json(z.object({ status: z.literal("ok") }).openapi("Live"), "Alive") },
+    }),
+    (c) => c.json({ status: "ok" as const }, 200),
+  );
+
   app.doc31("/openapi.json", OPENAPI_INFO);
   app.get("/docs", (c) => c.html(renderDocsPage()));
 }

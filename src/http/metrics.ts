@@ -1,0 +1,132 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { App } from "./app.ts";
+
+export interface MetricsOptions {
+  /** Seconds since the registry snapshot was last read (deps.snapshots.ageSeconds); sampled at scrape time. */
+  snapshotAgeSeconds?: () => number;
+  /** Process metrics (memory, CPU, event-loop lag, GC). On in the server; tests may leave them off. */
+  defaultMetrics?: boolean;
+}
+
+/**
+ * Larder's Prometheus metrics, on a registry of its own (never prom-client's global one), so every app — and every test —
+ * counts separately. Routes call the small methods below; labels stay low-cardinality (route patterns, not raw paths).
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<"method" | "route" | "status">;
+  private readonly duration: Histogram<"method" | "route" | "status">;
+  private readonly onlineErrors: Counter<"operation">;
+  private readonly entities: Counter<"project">;
+  private readonly features: Counter<"project">;
+  private readonly rows: Counter<"project" | "feature_view" | "kind">;
+  private readonly jobs: Histogram<"project" | "feature_view" | "status">;
+
+  constructor(opts: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "larder_http_requests_total",
+      help: "HTTP requests answered, by method, route pattern and status",
+      labelNames: ["method", "route", "status"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "larder_http_request_duration_seconds",
+      help: "Time to answer an HTTP request, by method, route pattern and status",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.onlineErrors = new Counter({
+      name: "larder_online_store_errors_total",
+      help: "Online store (Redis) operations that failed, by operation",
+      labelNames: ["operation"],
+      registers,
+    });
+    this.entities = new Counter({
+      name: "larder_online_entities_served_total",
+      help: "Entity rows answered by online lookups",
+      labelNames: ["project"],
+      registers,
+    });
+    this.features = new Counter({
+      name: "larder_online_features_served_total",
+      help: "Feature values answered by online lookups (entity rows × features)",
+      labelNames: ["project"],
+      registers,
+    });
+    this.rows = new Counter({
+      name: "larder_materialization_rows_total",
+      help: "Rows read from the offline store and written to the online store by materialisation",
+      labelNames: ["project", "feature_view", "kind"],
+      registers,
+    });
+    this.jobs = new Histogram({
+      name: "larder_materialization_job_duration_seconds",
+      help: "Duration of materialisation jobs, by final status",
+      labelNames: ["project", "feature_view", "status"],
+      buckets: [0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    });
+    const age = opts.snapshotAgeSeconds;
+    new Gauge({
+      name: "larder_registry_snapshot_age_seconds",
+      help: "Seconds since the registry was last read successfully from Postgres (+Inf: never)",
+      registers,
+      collect() {
+        if (age) this.set(age());
+      },
+    });
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "larder_" });
+  }
+
+  /** Called once per request by the app's logging middleware. */
+  request(method: string, route: string, status: number, seconds: number): void {
+    const labels = { method, route, status: String(status) };
+    this.requests.inc(labels);
+    this.duration.observe(labels, seconds);
+  }
+
+  /** An online store call failed (operation: `read`, `write`, `ping`…). */
+  onlineError(operation: string): void {
+    this.onlineErrors.inc({ operation });
+  }
+
+  /** An online lookup answered `entityRows` rows of `featureCount` features each. */
+  served(project: string, entityRows: number, featureCount: number): void {
+    this.entities.inc({ project }, entityRows);
+    this.features.inc({ project }, entityRows * featureCount);
+  }
+
+  /** A materialisation job ended (status: `succeeded`, `failed`…). */
+  materialized(job: {
+    project: string;
+    featureView: string;
+    status: string;
+    rowsRead: number;
+    rowsWritten: number;
+    durationMs: number;
+  }): void {
+    const base = { project: job.project, feature_view: job.featureView };
+    this.rows.inc({ ...base, kind: "read" }, job.rowsRead);
+    this.rows.inc({ ...base, kind: "written" }, job.rowsWritten);
+    this.jobs.observe({ ...base, status: job.status }, job.durationMs / 1000);
+  }
+
+  /** The Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+export function createMetrics(opts: MetricsOptions = {}): Metrics {
+  return new Metrics(opts);
+}
+
+/** `GET /metrics`: Prometheus text, no key needed (scrapers rarely carry one; it holds no feature data). */
+export function registerMetricsRoute(app: App, metrics: Metrics): void {
+  app.get("/metrics", async (c) => {
+    const { contentType, body } = await metrics.render();
+    return c.body(body, 200, { "content-type": contentType });
+  });
+}
