@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
+import { pgMessage } from "../db/errors.ts";
 import { DomainError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { startServer } from "../server.ts";
@@ -75,7 +76,7 @@ function reportAndExit(e: unknown): never {
   } else if (e instanceof CliError || e instanceof ConfigError) {
     console.error(paint("red", `error: ${e.message}`));
   } else {
-    const msg = (e as Error)?.message ?? String(e);
+    const msg = pgMessage(e);
     console.error(paint("red", `error: ${msg.split("\n")[0]}`));
   }
   process.exit(1);

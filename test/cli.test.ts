@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import YAML from "yaml";
+import { createTestDatabase, EXAMPLE_DEFINITIONS, loadExampleData, type TestDatabase } from "./support/db.ts";
+import { runCli, startServerProcess } from "./support/process.ts";
+import { TEST_REDIS_URL, testPrefix } from "./support/redis.ts";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+  await loadExampleData(db.url);
+});
+afterAll(async () => db?.drop());
+
+describe("the larder CLI", () => {
+  it("has --help on every command", async () => {
+    const top = await runCli(["--help"]);
+    expect(top.code).toBe(0);
+    const commandSection = top.stdout.split("Commands:")[1] ?? "";
+    const commands = [...commandSection.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== "help");
+    expect(commands).toEqual(expect.arrayContaining(["serve", "migrate", "plan", "apply"]));
+    for (const c of commands) {
+      const r = await runCli([c, "--help"]);
+      expect(r.code, c).toBe(0);
+      expect(r.stdout).toContain(`Usage: larder ${c}`);
+    }
+  });
+
+  it("migrates, plans and applies against the database directly", async () => {
+    const env = { DATABASE_URL: db.url };
+    const migrated = await runCli(["migrate"], env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    const plan = await runCli(["plan", "-f", EXAMPLE_DEFINITIONS, "-p", "cli"], env);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain("+ feature_view driver_hourly_stats (create)");
+    expect(plan.stdout).toMatch(/10 to create, 0 to update, 0 to delete, 0 unchanged/);
+    const apply = await runCli(["apply", "-f", EXAMPLE_DEFINITIONS, "-p", "cli"], env);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(apply.stdout).toMatch(/Applied for project cli: 10 to create/);
+    const again = await runCli(["plan", "-f", EXAMPLE_DEFINITIONS, "-p", "cli"], env);
+    expect(again.stdout).toMatch(/0 to create, 0 to update, 0 to delete, 10 unchanged/);
+
+    const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+    const changed = YAML.parse(await readFile(EXAMPLE_DEFINITIONS, "utf8"));
+    changed.feature_views[0].ttl = "12h";
+    const file = path.join(dir, "repo.json");
+    await writeFile(file, JSON.stringify(changed));
+    const diff = await runCli(["plan", "-f", file, "-p", "cli"], env);
+    expect(diff.stdout).toContain("~ feature_view driver_hourly_stats (update)");
+    expect(diff.stdout).toContain("ttl: 86400 → 43200");
+  });
+
+  it("reports errors in one clear line with a non-zero exit", async () => {
+    const missing = await runCli(["plan", "-f", "no/such/file.yaml"], { DATABASE_URL: db.url });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim()).toBe("error: cannot read no/such/file.yaml: ENOENT");
+
+    const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+    const bad = path.join(dir, "bad.yaml");
+    await writeFile(bad, "entities:\n  - name: driver\n    value_type: int128\n");
+    const invalid = await runCli(["apply", "-f", bad, "-p", "cli"], { DATABASE_URL: db.url });
+    expect(invalid.code).not.toBe(0);
+    expect(invalid.stderr).toContain("error: the definitions have 1 problem");
+    expect(invalid.stderr).toContain("entities[0].value_type");
+
+    const badUrl = await runCli(["plan", "-f", EXAMPLE_DEFINITIONS], { DATABASE_URL: "mysql://x" });
+    expect(badUrl.code).not.toBe(0);
+    expect(badUrl.stderr).toMatch(/DATABASE_URL: must be a postgres/);
+  });
+});
+
+describe("larder serve", () => {
+  it("stops at start-up with a clear message when only one store is configured", async () => {
+    const r = await runCli(["serve"], { DATABASE_URL: db.url });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/REDIS_URL is missing/);
+    const p = await runCli(["serve"], { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, PORT: "not-a-port" });
+    expect(p.code).not.toBe(0);
+    expect(p.stderr).toMatch(/PORT/);
+  });
+
+  it("starts, migrates, and serves /health, /docs and /openapi.json", async () => {
+    const fresh = await createTestDatabase({ migrate: false });
+    const server = await startServerProcess({
+      DATABASE_URL: fresh.url,
+      REDIS_URL: TEST_REDIS_URL,
+      LARDER_REDIS_PREFIX: testPrefix(),
+      LARDER_AUTH: "disabled",
+    });
+    try {
+      const health = await fetch(`${server.url}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: "ok" });
+      const docs = await fetch(`${server.url}/docs`);
+      expect(docs.status).toBe(200);
+      expect(docs.headers.get("content-type")).toMatch(/text\/html/);
+      const doc = await fetch(`${server.url}/openapi.json`);
+      expect((await doc.json()).paths["/health"]).toBeDefined();
+      const first = server.output().split("\n").find((l) => l.trim());
+      expect(JSON.parse(first!).msg).toMatch(/Postgres and Redis/);
+    } finally {
+      expect(await server.stop()).toBe(0);
+      await fresh.drop();
+    }
+  });
+});
