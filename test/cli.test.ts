@@ -97,7 +97,7 @@ describe("larder serve", () => {
       expect(docs.status).toBe(200);
       expect(docs.headers.get("content-type")).toMatch(/text\/html/);
       const doc = await fetch(`${server.url}/openapi.json`);
-      expect((await doc.json()).paths["/health"]).toBeDefined();
+      expect(((await doc.json()) as { paths: Record<string, unknown> }).paths["/health"]).toBeDefined();
       const first = server.output().split("\n").find((l) => l.trim());
       expect(JSON.parse(first!).msg).toMatch(/Postgres and Redis/);
     } finally {
