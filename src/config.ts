@@ -21,6 +21,16 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier")
     .default("default"),
   LARDER_AUTH: z.enum(["apikey", "disabled"]).default("apikey"),
+  /** Secret mixed into the HMAC of API keys; the server and the CLI must agree on it (changing it voids every key). */
+  LARDER_API_KEY_PEPPER: z.string().min(16, "must be at least 16 characters").optional(),
+  /** How often the server re-reads API keys: a key revoked from another process stops working within this. */
+  LARDER_AUTH_POLL_MS: positiveInt.default(2000),
+  /** On SIGTERM, how long to wait for in-flight requests and running jobs before closing connections anyway. */
+  LARDER_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Longest time a client may take to send a whole request (slow clients are cut off with 408). */
+  LARDER_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
+  /** Longest a Postgres statement may run before Postgres cancels it (materialisation reads in batches, each under it). */
+  LARDER_PG_STATEMENT_TIMEOUT_MS: positiveInt.default(300_000),
   LARDER_MIGRATE: bool.default(true),
   LARDER_DATA_DIR: z.string().min(1).default(".larder"),
   LARDER_MAX_ENTITY_ROWS: positiveInt.default(1000),

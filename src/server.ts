@@ -1,7 +1,11 @@
+import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
+import { ApiKeyStore, DEFAULT_PEPPER, KeyCache } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
 import { connectPostgres, type Database, openPglite } from "./db/client.ts";
-import { type App, createApp } from "./http/app.ts";
+import { type App, type AppDeps, createApp } from "./http/app.ts";
+import { createMetrics } from "./http/metrics.ts";
+import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import { connectRedis, RedisOnlineStore } from "./online/redis-store.ts";
 import type { OnlineStore } from "./online/store.ts";
@@ -22,7 +26,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   let database: Database;
   let online: OnlineStore;
   if (config.mode.kind === "external") {
-    database = connectPostgres(config.mode.databaseUrl, { statementTimeoutMs: 0 });
+    database = connectPostgres(config.mode.databaseUrl, { statementTimeoutMs: config.LARDER_PG_STATEMENT_TIMEOUT_MS });
     online = new RedisOnlineStore(connectRedis(config.mode.redisUrl), config.LARDER_REDIS_PREFIX);
   } else {
     throw new Error("embedded mode is not available yet: set DATABASE_URL and REDIS_URL");
@@ -43,8 +47,14 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
   };
 }
 
-export function buildApp(config: Config, services: Services, logger: Logger): App {
+export function buildApp(
+  config: Config,
+  services: Services,
+  logger: Logger,
+  extra: Pick<AppDeps, "auth" | "metrics" | "lifecycle"> = {},
+): App {
   return createApp({
+    ...extra,
     logger,
     db: services.database.db,
     registry: services.registry,
@@ -71,8 +81,14 @@ export async function startServer(config: Config, logger: Logger): Promise<{ sto
     logger.warn({ err: (e as Error).message }, "could not load the registry yet; will retry");
   }
   services.snapshots.start();
-  const app = buildApp(config, services, logger);
-  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST });
+  const lifecycle = new Lifecycle();
+  const auth = await startAuth(config, services, logger);
+  const metrics = createMetrics({ snapshotAgeSeconds: () => services.snapshots.ageSeconds(), defaultMetrics: true });
+  const app = buildApp(config, services, logger, { auth, metrics, lifecycle });
+  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }) as Server;
+  // Slow or stalled clients must not hold connections (and a shutdown) open forever.
+  server.requestTimeout = config.LARDER_REQUEST_TIMEOUT_MS;
+  server.headersTimeout = Math.min(30_000, config.LARDER_REQUEST_TIMEOUT_MS);
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
@@ -83,8 +99,49 @@ export async function startServer(config: Config, logger: Logger): Promise<{ sto
   return {
     port,
     stop: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stop accepting first (idle keep-alive connections close too); in-flight requests go on.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Tell running jobs to finish their current batch, and wait for them and for in-flight requests.
+      const deadline = Date.now() + config.LARDER_SHUTDOWN_TIMEOUT_MS;
+      const jobsDone = await lifecycle.drain(config.LARDER_SHUTDOWN_TIMEOUT_MS);
+      if (!jobsDone) logger.warn({ pending: lifecycle.pending }, "jobs still running at the shutdown deadline");
+      const force = setTimeout(
+        () => {
+          logger.warn("requests still running at the shutdown deadline: closing their connections");
+          server.closeAllConnections();
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      await closed;
+      clearTimeout(force);
+      if (auth) {
+        auth.stop();
+        await auth.poll(); // records the last uses of keys
+      }
       await services.close();
     },
   };
+}
+
+/** API-key auth, unless LARDER_AUTH=disabled (then a warning: anyone who reaches the port can do anything). */
+async function startAuth(config: Config, services: Services, logger: Logger): Promise<KeyCache | null> {
+  if (config.LARDER_AUTH === "disabled") {
+    logger.warn("LARDER_AUTH=disabled: API keys are not checked; every endpoint is open to anyone who can reach the server");
+    return null;
+  }
+  const pepper = config.LARDER_API_KEY_PEPPER ?? DEFAULT_PEPPER;
+  const cache = new KeyCache({
+    store: new ApiKeyStore({ db: services.database.db, pepper }),
+    pepper,
+    pollMs: config.LARDER_AUTH_POLL_MS,
+    logger,
+  });
+  try {
+    await cache.refresh();
+  } catch (e) {
+    logger.warn({ err: (e as Error).message }, "could not load API keys yet; will retry");
+  }
+  cache.start();
+  return cache;
 }

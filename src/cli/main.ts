@@ -6,6 +6,7 @@ import { createLogger } from "../logger.ts";
 import { startServer } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
+import { registerKeysCommands } from "./keys-commands.ts";
 import { formatPlan, paint } from "./format.ts";
 
 export function buildCli(): Command {
@@ -23,14 +24,23 @@ export function buildCli(): Command {
       const config = loadConfig();
       const logger = createLogger(config.LARDER_LOG_LEVEL);
       const server = await startServer(config, logger);
+      let stopping = false;
       const shutdown = async (signal: string) => {
-        logger.info({ signal }, "stopping: finishing in-flight requests");
-        await server.stop();
-        logger.info("stopped");
-        process.exit(0);
+        // A second signal while draining means "now".
+        if (stopping) process.exit(1);
+        stopping = true;
+        logger.info({ signal }, "stopping: no new connections; finishing in-flight requests and jobs' current batch");
+        try {
+          await server.stop();
+          logger.info("stopped");
+          process.exit(0);
+        } catch (e) {
+          logger.error({ err: (e as Error).message }, "error while stopping");
+          process.exit(1);
+        }
       };
-      process.once("SIGTERM", () => void shutdown("SIGTERM"));
-      process.once("SIGINT", () => void shutdown("SIGINT"));
+      process.on("SIGTERM", () => void shutdown("SIGTERM"));
+      process.on("SIGINT", () => void shutdown("SIGINT"));
     });
 
   program
@@ -66,6 +76,7 @@ export function buildCli(): Command {
         }
       });
   }
+  registerKeysCommands(program);
   return program;
 }
 
