@@ -1,4 +1,4 @@
-import { bigint, integer, jsonb, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import { bigint, boolean, integer, jsonb, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
 import { larder } from "../db/larder-schema.ts";
 
 export const projects = larder.table("projects", {
@@ -9,24 +9,77 @@ export const projects = larder.table("projects", {
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
-/**
- * The current objects of every kind, one row each. `spec` is the normalised definition (zod output);
- * the kind-specific columns are copies kept for listing and integrity.
- */
-export const registryObjects = larder.table(
-  "registry_objects",
+/** Columns every registry object has: identity, its current version, who owns it and when it changed. */
+const common = () => ({
+  project: text("project")
+    .notNull()
+    .references(() => projects.name, { onDelete: "cascade" }),
+  name: text("name").notNull(),
+  version: integer("version").notNull(),
+  description: text("description").notNull().default(""),
+  tags: jsonb("tags").$type<Record<string, string>>().notNull().default({}),
+  owner: text("owner").notNull().default(""),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const entities = larder.table(
+  "entities",
   {
-    project: text("project")
-      .notNull()
-      .references(() => projects.name, { onDelete: "cascade" }),
-    kind: text("kind").notNull(),
-    name: text("name").notNull(),
-    version: integer("version").notNull(),
-    spec: jsonb("spec").notNull(),
-    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    ...common(),
+    joinKey: text("join_key").notNull(),
+    valueType: text("value_type").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.project, t.kind, t.name] })],
+  (t) => [primaryKey({ columns: [t.project, t.name] })],
+);
+
+export const dataSources = larder.table(
+  "data_sources",
+  {
+    ...common(),
+    kind: text("kind").notNull(), // 'postgres' | 'push'
+    tableName: text("table_name"),
+    query: text("query"),
+    timestampField: text("timestamp_field"),
+    createdTimestampField: text("created_timestamp_field"),
+    batchSource: text("batch_source"),
+  },
+  (t) => [primaryKey({ columns: [t.project, t.name] })],
+);
+
+export interface StoredField {
+  name: string;
+  dtype: string;
+  description: string;
+  tags: Record<string, string>;
+}
+
+export const featureViews = larder.table(
+  "feature_views",
+  {
+    ...common(),
+    entities: text("entities").array().notNull(),
+    source: text("source").notNull(),
+    ttlSeconds: integer("ttl_seconds").notNull(),
+    online: boolean("online").notNull(),
+    /** The typed schema, in order: `[{ name, dtype, description, tags }]`. */
+    schema: jsonb("schema").$type<StoredField[]>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.project, t.name] })],
+);
+
+export interface StoredServiceRef {
+  feature_view: string;
+  features?: string[];
+}
+
+export const featureServices = larder.table(
+  "feature_services",
+  {
+    ...common(),
+    features: jsonb("features").$type<StoredServiceRef[]>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.project, t.name] })],
 );
 
 /** Every change of every object: create, update and delete, with the full spec as it became. */

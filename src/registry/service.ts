@@ -2,15 +2,10 @@ import { and, asc, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import {
-  Definitions,
-  type DefinitionsInput,
-  OBJECT_KINDS,
-  type ObjectKind,
-  SECTION_OF,
-} from "./definitions.ts";
+import { Definitions, type DefinitionsInput, OBJECT_KINDS, type ObjectKind, SECTION_OF } from "./definitions.ts";
 import { breakingReasons, deepEqual, diffSpecs, type ObjectChange } from "./diff.ts";
-import { objectVersions, projects, registryObjects } from "./schema.ts";
+import { type AnyRow, columnsOf, specOf, TABLE_OF } from "./rows.ts";
+import { objectVersions, projects } from "./schema.ts";
 import { compileSnapshot, type RegistrySnapshot } from "./snapshot.ts";
 import { type SourceIntrospector, validateDefinitions } from "./validate.ts";
 
@@ -149,39 +144,61 @@ export class RegistryService {
       }
     }
     for (const [key, old] of current)
-      if (!wanted.has(key)) changes.push({ kind: old.kind, name: old.name, action: "delete", fields: [], breaking: [] });
-    changes.sort((a, b) => (KIND_ORDER.get(a.kind)! - KIND_ORDER.get(b.kind)!) || a.name.localeCompare(b.name));
+      if (!wanted.has(key))
+        changes.push({ kind: old.kind, name: old.name, action: "delete", fields: [], breaking: [] });
+    changes.sort((a, b) => KIND_ORDER.get(a.kind)! - KIND_ORDER.get(b.kind)! || a.name.localeCompare(b.name));
     const summary = { create: 0, update: 0, delete: 0, unchanged: 0 };
     for (const c of changes) summary[c.action]++;
-    return { project, applied, registry_version: version, summary, changes, breaking: changes.some((c) => c.breaking.length > 0) };
+    return {
+      project,
+      applied,
+      registry_version: version,
+      summary,
+      changes,
+      breaking: changes.some((c) => c.breaking.length > 0),
+    };
   }
 
   private async writeChange(tx: Executor, project: string, c: ObjectChange, defs: Definitions) {
     const [last] = await tx
       .select({ v: sql<number>`coalesce(max(${objectVersions.version}), 0)::int` })
       .from(objectVersions)
-      .where(and(eq(objectVersions.project, project), eq(objectVersions.kind, c.kind), eq(objectVersions.name, c.name)));
+      .where(
+        and(eq(objectVersions.project, project), eq(objectVersions.kind, c.kind), eq(objectVersions.name, c.name)),
+      );
     const version = (last?.v ?? 0) + 1;
-    const key = and(eq(registryObjects.project, project), eq(registryObjects.kind, c.kind), eq(registryObjects.name, c.name));
+    const table = TABLE_OF[c.kind];
+    const key = and(eq(table.project, project), eq(table.name, c.name));
     if (c.action === "delete") {
-      await tx.delete(registryObjects).where(key);
-      await tx.insert(objectVersions).values({ project, kind: c.kind, name: c.name, version, change: "delete", spec: null });
+      await tx.delete(table).where(key);
+      await tx
+        .insert(objectVersions)
+        .values({ project, kind: c.kind, name: c.name, version, change: "delete", spec: null });
       return;
     }
     const spec = (defs[SECTION_OF[c.kind]] as { name: string }[]).find((s) => s.name === c.name)!;
-    if (c.action === "create")
-      await tx.insert(registryObjects).values({ project, kind: c.kind, name: c.name, version, spec });
-    else await tx.update(registryObjects).set({ spec, version, updatedAt: new Date() }).where(key);
+    const columns = columnsOf(c.kind, spec as Record<string, unknown>);
+    if (c.action === "create") await tx.insert(table).values({ project, name: c.name, version, ...columns } as never);
+    else
+      await tx
+        .update(table)
+        .set({ ...columns, version, updatedAt: new Date() } as never)
+        .where(key);
     await tx.insert(objectVersions).values({ project, kind: c.kind, name: c.name, version, change: c.action, spec });
   }
 
   private async currentObjects(db: Executor, project: string): Promise<Map<string, StoredObject>> {
-    const rows = await db
-      .select()
-      .from(registryObjects)
-      .where(eq(registryObjects.project, project))
-      .orderBy(asc(registryObjects.kind), asc(registryObjects.name));
-    return new Map(rows.map((r) => [`${r.kind}/${r.name}`, toStored(r)]));
+    const out = new Map<string, StoredObject>();
+    for (const kind of OBJECT_KINDS) {
+      const table = TABLE_OF[kind];
+      const rows = (await db
+        .select()
+        .from(table)
+        .where(eq(table.project, project))
+        .orderBy(asc(table.name))) as AnyRow[];
+      for (const r of rows) out.set(`${kind}/${r.name}`, toStored(kind, r));
+    }
+    return out;
   }
 
   private async projectVersion(db: Executor, project: string): Promise<number | undefined> {
@@ -200,27 +217,30 @@ export class RegistryService {
   }
 
   async requireProject(project: string): Promise<void> {
-    if ((await this.projectVersion(this.deps.db, project)) === undefined) throw notFound(`project ${project} not found`);
+    if ((await this.projectVersion(this.deps.db, project)) === undefined)
+      throw notFound(`project ${project} not found`);
   }
 
   async list(project: string, kind: ObjectKind): Promise<StoredObject[]> {
     await this.requireProject(project);
-    const rows = await this.deps.db
+    const table = TABLE_OF[kind];
+    const rows = (await this.deps.db
       .select()
-      .from(registryObjects)
-      .where(and(eq(registryObjects.project, project), eq(registryObjects.kind, kind)))
-      .orderBy(asc(registryObjects.name));
-    return rows.map(toStored);
+      .from(table)
+      .where(eq(table.project, project))
+      .orderBy(asc(table.name))) as AnyRow[];
+    return rows.map((r) => toStored(kind, r));
   }
 
   async get(project: string, kind: ObjectKind, name: string): Promise<StoredObject> {
     await this.requireProject(project);
-    const [row] = await this.deps.db
+    const table = TABLE_OF[kind];
+    const [row] = (await this.deps.db
       .select()
-      .from(registryObjects)
-      .where(and(eq(registryObjects.project, project), eq(registryObjects.kind, kind), eq(registryObjects.name, name)));
+      .from(table)
+      .where(and(eq(table.project, project), eq(table.name, name)))) as AnyRow[];
     if (!row) throw notFound(`${kind.replace("_", " ")} ${name} not found in project ${project}`);
-    return toStored(row);
+    return toStored(kind, row);
   }
 
   /** Every version of an object, oldest first; also for an object deleted since. */
@@ -251,7 +271,12 @@ export class RegistryService {
     return this.deps.db.transaction(async (tx) => {
       const version = (await this.projectVersion(tx, project)) ?? 0;
       const objects = await this.currentObjects(tx, project);
-      const input: Record<string, unknown[]> = { entities: [], data_sources: [], feature_views: [], feature_services: [] };
+      const input: Record<string, unknown[]> = {
+        entities: [],
+        data_sources: [],
+        feature_views: [],
+        feature_services: [],
+      };
       for (const o of objects.values()) input[SECTION_OF[o.kind]]!.push(o.spec);
       // Stored specs were validated when applied; parsing again only fills defaults added since.
       const defs = Definitions.parse(input);
@@ -260,14 +285,14 @@ export class RegistryService {
   }
 }
 
-function toStored(r: typeof registryObjects.$inferSelect): StoredObject {
+function toStored(kind: ObjectKind, r: AnyRow): StoredObject {
   return {
-    kind: r.kind as ObjectKind,
+    kind,
     name: r.name,
     version: r.version,
     created_at: iso(r.createdAt),
     updated_at: iso(r.updatedAt),
-    spec: r.spec as Record<string, unknown>,
+    spec: specOf(kind, r),
   };
 }
 

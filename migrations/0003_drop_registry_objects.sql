@@ -1,0 +1,1 @@
+DROP TABLE "larder"."registry_objects" CASCADE;
