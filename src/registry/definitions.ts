@@ -7,18 +7,27 @@ export const Identifier = z.string().regex(IDENTIFIER, "must be an identifier ([
 const Tags = z.record(z.string(), z.string()).default({});
 const Text = z.string().default("");
 
-export const Ttl = z
-  .union([z.number(), z.string()])
-  .transform((v, ctx) => {
-    const seconds = parseTtl(v);
-    if (seconds === undefined) {
-      ctx.addIssue({ code: "custom", message: "ttl must be a whole number of seconds or a duration like 30s, 15m, 12h, 7d" });
-      return z.NEVER;
-    }
-    return seconds;
-  });
+export const Ttl = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const seconds = parseTtl(v);
+  if (seconds === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: "ttl must be a whole number of seconds or a duration like 30s, 15m, 12h, 7d",
+    });
+    return z.NEVER;
+  }
+  return seconds;
+});
 
-export const EntitySpec = z
+/** Feast writes `join_keys: [driver_id]`: one join key per entity, so a one-element list is the same thing. */
+function joinKeysAlias(v: unknown): unknown {
+  if (!v || typeof v !== "object" || Array.isArray(v) || !("join_keys" in v)) return v;
+  const { join_keys, ...rest } = v as Record<string, unknown>;
+  if (Array.isArray(join_keys) && join_keys.length === 1 && !("join_key" in rest)) return { ...rest, join_key: join_keys[0] };
+  return v;
+}
+
+const EntityObject = z
   .object({
     name: Identifier,
     join_key: Identifier.optional(),
@@ -29,6 +38,8 @@ export const EntitySpec = z
   })
   .strict()
   .transform((e) => ({ ...e, join_key: e.join_key ?? e.name }));
+
+export const EntitySpec = z.preprocess(joinKeysAlias, EntityObject);
 export type EntitySpec = z.infer<typeof EntitySpec>;
 
 /** A qualified table name: `table` or `schema.table`, each part an identifier. */
@@ -51,7 +62,11 @@ export const PostgresSourceSpec = z
   .strict()
   .superRefine((s, ctx) => {
     if ((s.table === undefined) === (s.query === undefined))
-      ctx.addIssue({ code: "custom", message: "a postgres source needs exactly one of table or query", path: ["table"] });
+      ctx.addIssue({
+        code: "custom",
+        message: "a postgres source needs exactly one of table or query",
+        path: ["table"],
+      });
   });
 export type PostgresSourceSpec = z.infer<typeof PostgresSourceSpec>;
 
@@ -72,9 +87,7 @@ export const DataSourceSpec = z.discriminatedUnion("kind", [PostgresSourceSpec, 
 });
 export type DataSourceSpec = z.infer<typeof DataSourceSpec>;
 
-export const FieldSpec = z
-  .object({ name: Identifier, dtype: DtypeSchema, description: Text, tags: Tags })
-  .strict();
+export const FieldSpec = z.object({ name: Identifier, dtype: DtypeSchema, description: Text, tags: Tags }).strict();
 export type FieldSpec = z.infer<typeof FieldSpec>;
 
 export const FeatureViewSpec = z
@@ -96,9 +109,7 @@ export const FeatureServiceSpec = z
   .object({
     name: Identifier,
     features: z
-      .array(
-        z.object({ feature_view: Identifier, features: z.array(Identifier).min(1).optional() }).strict(),
-      )
+      .array(z.object({ feature_view: Identifier, features: z.array(Identifier).min(1).optional() }).strict())
       .min(1, "a feature service needs at least one feature view"),
     description: Text,
     tags: Tags,

@@ -16,16 +16,29 @@ export type Dtype = ScalarDtype | `${ScalarDtype}[]`;
 
 export const ALL_DTYPES: readonly Dtype[] = [...SCALAR_DTYPES, ...SCALAR_DTYPES.map((d) => `${d}[]` as Dtype)];
 
-export const DtypeSchema = z.enum(ALL_DTYPES as [Dtype, ...Dtype[]], {
-  error: () => `unknown dtype; expected one of ${SCALAR_DTYPES.join(", ")} or a list such as float32[]`,
-});
+/** Feast spells types `Int64`, `Float32`, `UnixTimestamp`, `Array(Float32)`: those spellings are accepted too. */
+function normalizeTypeName(v: unknown): unknown {
+  if (typeof v !== "string") return v;
+  let s = v.trim();
+  const arr = /^array\((.*)\)$/i.exec(s);
+  if (arr) s = `${arr[1]}[]`;
+  return s.toLowerCase().replace(/^unixtimestamp/, "unix_timestamp");
+}
+
+export const DtypeSchema = z.preprocess(
+  normalizeTypeName,
+  z.enum(ALL_DTYPES as [Dtype, ...Dtype[]], {
+    error: () => `unknown dtype; expected one of ${SCALAR_DTYPES.join(", ")} or a list such as float32[]`,
+  }),
+);
 
 /** Types an entity's join key may have: the ones with an exact, canonical text form. */
 export const KEY_TYPES = ["int32", "int64", "string", "bytes"] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
-export const KeyTypeSchema = z.enum(KEY_TYPES, {
-  error: () => `unsupported value_type; expected one of ${KEY_TYPES.join(", ")}`,
-});
+export const KeyTypeSchema = z.preprocess(
+  normalizeTypeName,
+  z.enum(KEY_TYPES, { error: () => `unsupported value_type; expected one of ${KEY_TYPES.join(", ")}` }),
+);
 
 export function isList(d: Dtype): d is `${ScalarDtype}[]` {
   return d.endsWith("[]");
