@@ -1,6 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { getJob, listJobs } from "../../offline/jobs.ts";
+import { Materializer, type MaterializeRequest } from "../../offline/materialize.ts";
 import { historicalFeatures } from "../../offline/pit.ts";
 import type { App, AppDeps } from "../app.ts";
+import { ApiError, ErrorBody, toApiError } from "../errors.ts";
 import { errorResponses, json, ProjectParam } from "../schemas.ts";
 
 const HistoricalBody = z
@@ -18,7 +21,48 @@ const HistoricalAnswer = z
   .object({ df: z.record(z.string(), z.array(z.unknown())) })
   .openapi("HistoricalFeaturesResponse");
 
+const Timestamp = z.union([z.string(), z.number()]).openapi({ example: "2024-01-01T00:00:00Z" });
+const ViewNames = z.array(z.string()).nullish().openapi({ description: "views to materialise; omitted: every online view" });
+
+const MaterializeBody = z
+  .object({ start_ts: Timestamp, end_ts: Timestamp, feature_views: ViewNames })
+  .openapi("MaterializeRequest");
+const MaterializeIncrementalBody = z
+  .object({ end_ts: Timestamp, feature_views: ViewNames })
+  .openapi("MaterializeIncrementalRequest");
+
+export const Job = z
+  .object({
+    id: z.string(),
+    feature_view: z.string(),
+    kind: z.enum(["window", "incremental"]),
+    start_ts: z.string(),
+    end_ts: z.string(),
+    status: z.enum(["running", "succeeded", "failed"]),
+    rows_read: z.number().int(),
+    rows_written: z.number().int(),
+    duration_ms: z.number().int().nullable(),
+    error: z.string().nullable(),
+    created_at: z.string(),
+    finished_at: z.string().nullable(),
+  })
+  .openapi("MaterializationJob");
+export const Jobs = z.object({ jobs: z.array(Job) }).openapi("MaterializationJobs");
+
+const AsyncQuery = z.object({
+  async: z
+    .enum(["true", "false", "1", "0"])
+    .optional()
+    .openapi({ description: "true: answer 202 at once with the started jobs; they run in the background" }),
+});
+
+const conflictResponse = {
+  409: { content: { "application/json": { schema: ErrorBody } }, description: "A view is already being materialised" },
+};
+
 export function registerOfflineRoutes(app: App, deps: AppDeps) {
+  const materializer = new Materializer({ db: deps.db, online: deps.online, logger: deps.logger });
+
   app.openapi(
     createRoute({
       method: "post",
@@ -40,6 +84,120 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
       const body = c.req.valid("json");
       const snap = await deps.snapshots.get(project);
       return c.json(await historicalFeatures(deps.db, snap, body), 200);
+    },
+  );
+
+  /** Runs (or starts, with ?async=true) the jobs of one request. A store that went away mid-job is a 503. */
+  const runMaterialize = async (project: string, req: MaterializeRequest, asyncMode: boolean) => {
+    const snap = await deps.snapshots.get(project);
+    if (asyncMode) return { status: 202 as const, body: { jobs: await materializer.materializeAsync(snap, req) } };
+    const { jobs, failures } = await materializer.materialize(snap, req);
+    for (const f of failures) {
+      const api = toApiError(f);
+      if (api.status === 503)
+        throw new ApiError(503, "unavailable", `materialisation failed: ${api.message}`, jobs.map((j) => ({ message: `job ${j.id} (${j.feature_view}): ${j.status}` })));
+    }
+    return { status: 200 as const, body: { jobs } };
+  };
+
+  const isAsync = (q: { async?: string | undefined }) => q.async === "true" || q.async === "1";
+
+  for (const prefix of ["", "/v1/projects/{project}"] as const) {
+    const native = prefix !== "";
+    const params = native ? { params: ProjectParam } : {};
+    const where = native ? "the project" : "the default project (LARDER_PROJECT)";
+    app.openapi(
+      createRoute({
+        method: "post",
+        path: `${prefix}/materialize`,
+        tags: ["offline"],
+        summary: `Load each entity's latest row with event time in [start_ts, end_ts) into the online store, for ${where}`,
+        request: { ...params, query: AsyncQuery, body: { content: { "application/json": { schema: MaterializeBody } }, required: true } },
+        responses: {
+          200: json(Jobs, "The jobs, run to their end"),
+          202: json(Jobs, "The jobs, started"),
+          ...conflictResponse,
+          ...errorResponses,
+        },
+      }),
+      async (c) => {
+        const project = native ? (c.req.param("project") ?? deps.defaultProject) : deps.defaultProject;
+        const body = c.req.valid("json");
+        const r = await runMaterialize(
+          project,
+          { kind: "window", start: body.start_ts, end: body.end_ts, views: body.feature_views ?? undefined },
+          isAsync(c.req.valid("query")),
+        );
+        return c.json(r.body, r.status);
+      },
+    );
+    app.openapi(
+      createRoute({
+        method: "post",
+        path: `${prefix}/materialize-incremental`,
+        tags: ["offline"],
+        summary: `Materialise from where each view's last run ended (first run: end_ts − ttl, or everything when ttl is 0), for ${where}`,
+        request: {
+          ...params,
+          query: AsyncQuery,
+          body: { content: { "application/json": { schema: MaterializeIncrementalBody } }, required: true },
+        },
+        responses: {
+          200: json(Jobs, "The jobs, run to their end"),
+          202: json(Jobs, "The jobs, started"),
+          ...conflictResponse,
+          ...errorResponses,
+        },
+      }),
+      async (c) => {
+        const project = native ? (c.req.param("project") ?? deps.defaultProject) : deps.defaultProject;
+        const body = c.req.valid("json");
+        const r = await runMaterialize(
+          project,
+          { kind: "incremental", end: body.end_ts, views: body.feature_views ?? undefined },
+          isAsync(c.req.valid("query")),
+        );
+        return c.json(r.body, r.status);
+      },
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/projects/{project}/materialization-jobs",
+      tags: ["offline"],
+      summary: "Materialisation jobs, newest first",
+      request: {
+        params: ProjectParam,
+        query: z.object({
+          feature_view: z.string().optional(),
+          limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ description: "default 100" }),
+        }),
+      },
+      responses: { 200: json(Jobs, "The jobs"), ...errorResponses },
+    }),
+    async (c) => {
+      const { project } = c.req.valid("param");
+      const q = c.req.valid("query");
+      return c.json({ jobs: await listJobs(deps.db, project, { featureView: q.feature_view, limit: q.limit }) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/projects/{project}/materialization-jobs/{id}",
+      tags: ["offline"],
+      summary: "One materialisation job",
+      request: { params: ProjectParam.extend({ id: z.string().uuid().openapi({ param: { name: "id", in: "path" } }) }) },
+      responses: { 200: json(Job, "The job"), ...errorResponses },
+    }),
+    async (c) => {
+      const { project, id } = c.req.valid("param");
+      const job = await getJob(deps.db, id, project);
+      if (!job) throw new ApiError(404, "not_found", `no materialisation job ${id} in project ${project}`);
+      return c.json(job, 200);
     },
   );
 }

@@ -1,0 +1,324 @@
+/**
+ * Materialisation: for each view and window [start, end), each entity's latest row (DISTINCT ON the keys,
+ * ORDER BY keys, ts DESC, created DESC), streamed from Postgres through a cursor in batches into the online store.
+ * "Never older over newer" is the online store's rule, so windows can be re-run and overlap with pushes.
+ */
+import { hostname } from "node:os";
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { pgCode, pgMessage } from "../db/errors.ts";
+import { conflict, invalid } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
+import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
+import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
+import { getJob, type JobInfo, type JobRow, JOB_COLUMNS, jobRowToInfo } from "./jobs.ts";
+import { epochMicros, ident, rowsOf, sourceRelationText, timestampLiteral } from "./sql.ts";
+
+export interface MaterializeDeps {
+  db: Db;
+  online: OnlineStore;
+  logger: Logger;
+  /** Who runs the jobs (recorded on them); default host:pid. */
+  owner?: string;
+  /** Rows per FETCH and per online write. */
+  batchSize?: number;
+  /** How often a running job proves it is alive. */
+  heartbeatMs?: number;
+  /** A running job whose heartbeat is older than this is taken as abandoned (its process died). */
+  staleAfterMs?: number;
+}
+
+export interface Progress {
+  job: JobInfo;
+  rowsRead: number;
+  rowsWritten: number;
+  /** Entities in the window (counted first when progress is asked for), or undefined. */
+  total: number | undefined;
+  elapsedMs: number;
+}
+
+export interface RunOptions {
+  onProgress?: (p: Progress) => void;
+}
+
+export type MaterializeRequest =
+  | { kind: "window"; start: unknown; end: unknown; views?: string[] | undefined }
+  | { kind: "incremental"; end: unknown; views?: string[] | undefined };
+
+/** The first incremental run of a ttl-0 view starts here, as Feast's does. */
+const EPOCH_START_US = 0;
+
+function parseTs(field: string, v: unknown): number {
+  if (v === undefined || v === null) throw invalid(`${field} is required`, [{ path: field, message: "required" }]);
+  try {
+    return parseTimestampMicros(v);
+  } catch (e) {
+    throw invalid(`${field}: ${(e as Error).message}`, [{ path: field, message: (e as Error).message }]);
+  }
+}
+
+/** Views to materialise: those named (each must exist and be online), or every online view of the project. */
+export function selectViews(snap: RegistrySnapshot, names: string[] | undefined): CompiledView[] {
+  if (names === undefined) return [...snap.views.values()].filter((v) => v.online);
+  const out: CompiledView[] = [];
+  names.forEach((n, i) => {
+    const v = snap.views.get(n);
+    if (!v)
+      throw invalid(`feature_views[${i}]: unknown feature view ${n} in project ${snap.project}`, [
+        { path: `feature_views[${i}]`, message: "unknown feature view" },
+      ]);
+    if (!v.online) throw invalid(`feature_views[${i}]: feature view ${n} is not online`, [{ path: `feature_views[${i}]`, message: "not online" }]);
+    if (!out.includes(v)) out.push(v);
+  });
+  return out;
+}
+
+/** The latest row per entity in [start, end): the query the cursor walks. Timestamps are ours, hence inlined. */
+export function windowQuery(view: CompiledView, startUs: number, endUs: number): string {
+  const src = view.batchSource;
+  const ts = `s.${ident(src.timestamp_field)}`;
+  const keys = view.joinKeys.map((k) => `s.${ident(k)}`);
+  const cols = [
+    ...keys.map((k, i) => `${k} AS ${ident(`k${i}`)}`),
+    `${epochMicros(ts)} AS __ts_us`,
+    src.created_timestamp_field ? `${epochMicros(`s.${ident(src.created_timestamp_field)}`)} AS __cr_us` : `0 AS __cr_us`,
+    ...view.features.map((f, j) => `s.${ident(f.name)} AS ${ident(`f${j}`)}`),
+  ];
+  const order = [...keys, `${ts} DESC`];
+  if (src.created_timestamp_field) order.push(`s.${ident(src.created_timestamp_field)} DESC NULLS LAST`);
+  const where = [
+    `${ts} >= ${timestampLiteral(formatTimestampMicros(startUs))}`,
+    `${ts} < ${timestampLiteral(formatTimestampMicros(endUs))}`,
+    ...keys.map((k) => `${k} IS NOT NULL`),
+  ];
+  return `SELECT DISTINCT ON (${keys.join(", ")}) ${cols.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${where.join(" AND ")} ORDER BY ${order.join(", ")}`;
+}
+
+/** A database row of the window query → the online store's row; a value that does not fit its dtype names itself. */
+export function toOnlineRow(view: CompiledView, r: Record<string, unknown>): OnlineWriteRow {
+  const key = view.entities.map((e, i) => {
+    const v = r[`k${i}`];
+    try {
+      return canonicalKey(e.valueType, v);
+    } catch (err) {
+      throw new Error(`feature view ${view.name}: key ${e.joinKey} ${String(v)}: ${(err as Error).message}`);
+    }
+  });
+  const values = view.features.map((f, j) => {
+    try {
+      return normalizeValue(f.dtype, r[`f${j}`]);
+    } catch (err) {
+      throw new Error(`feature view ${view.name}: column ${f.name} holds a value that is not ${f.dtype}: ${(err as Error).message}`);
+    }
+  });
+  return { key, eventTs: Number(r.__ts_us), createdTs: r.__cr_us === null ? 0 : Number(r.__cr_us), values };
+}
+
+interface StartedJob {
+  id: string;
+  view: CompiledView;
+  startUs: number;
+  endUs: number;
+}
+
+let cursorSeq = 0;
+
+export class Materializer {
+  private readonly owner: string;
+  private readonly batchSize: number;
+  private readonly heartbeatMs: number;
+  private readonly staleAfterMs: number;
+
+  constructor(private readonly deps: MaterializeDeps) {
+    this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
+    this.batchSize = deps.batchSize ?? 5000;
+    this.heartbeatMs = deps.heartbeatMs ?? 5000;
+    this.staleAfterMs = deps.staleAfterMs ?? 30_000;
+  }
+
+  /**
+   * Records one running job per view, all or none, in one transaction. A view with a live running job → 409;
+   * one whose runner stopped sending heartbeats is marked failed first. Incremental starts are read here, under
+   * the same transaction, so two runs can never both start from the same place.
+   */
+  async start(snap: RegistrySnapshot, req: MaterializeRequest): Promise<{ jobs: JobInfo[]; started: StartedJob[] }> {
+    const endUs = parseTs("end_ts", req.end);
+    const startUs = req.kind === "window" ? parseTs("start_ts", req.start) : undefined;
+    if (startUs !== undefined && startUs >= endUs) throw invalid("start_ts must be before end_ts", [{ path: "start_ts", message: "not before end_ts" }]);
+    const views = selectViews(snap, req.views);
+    if (views.length === 0) return { jobs: [], started: [] };
+    const names = views.map((v) => v.name);
+    const { db } = this.deps;
+    try {
+      return await db.transaction(async (tx) => {
+        await tx.execute(sql`
+          UPDATE larder.materialization_jobs
+             SET status = 'failed', finished_at = now(),
+                 error = 'abandoned: its runner (' || coalesce(owner, '?') || ') stopped sending heartbeats'
+           WHERE project = ${snap.project} AND status = 'running'
+             AND feature_view IN (${sql.join(names.map((n) => sql`${n}`), sql`, `)})
+             AND heartbeat_at < now() - make_interval(secs => ${this.staleAfterMs / 1000})`);
+        const running = rowsOf<{ feature_view: string; id: string }>(
+          await tx.execute(sql`
+            SELECT feature_view, id::text AS id FROM larder.materialization_jobs
+             WHERE project = ${snap.project} AND status = 'running'
+               AND feature_view IN (${sql.join(names.map((n) => sql`${n}`), sql`, `)})`),
+        );
+        const busy = running[0];
+        if (busy) throw conflict(`feature view ${busy.feature_view} is already being materialised (job ${busy.id})`);
+        const started: StartedJob[] = [];
+        const jobs: JobInfo[] = [];
+        for (const view of views) {
+          let s = startUs;
+          if (s === undefined) {
+            const last = rowsOf<{ end_us: unknown }>(
+              await tx.execute(sql`
+                SELECT ${sql.raw(epochMicros("max(end_ts)"))} AS end_us FROM larder.materialized_intervals
+                 WHERE project = ${snap.project} AND feature_view = ${view.name}`),
+            )[0]?.end_us;
+            if (last !== null && last !== undefined) s = Number(last);
+            else s = view.ttlSeconds > 0 ? endUs - view.ttlSeconds * 1_000_000 : EPOCH_START_US;
+            // nothing new since the last run: an empty window, recorded so the caller sees it
+            if (s > endUs) s = endUs;
+          }
+          const row = rowsOf<JobRow>(
+            await tx.execute(sql`
+              INSERT INTO larder.materialization_jobs (project, feature_view, kind, start_ts, end_ts, status, owner)
+              VALUES (${snap.project}, ${view.name}, ${req.kind}, ${formatTimestampMicros(s)}::timestamptz,
+                      ${formatTimestampMicros(endUs)}::timestamptz, 'running', ${this.owner})
+              RETURNING ${JOB_COLUMNS}`),
+          )[0]!;
+          jobs.push(jobRowToInfo(row));
+          started.push({ id: row.id, view, startUs: s, endUs });
+        }
+        return { jobs, started };
+      });
+    } catch (e) {
+      // the partial unique index caught a run that started between our check and our insert
+      if (pgCode(e) === "23505") throw conflict(`one of ${names.join(", ")} is already being materialised`);
+      throw e;
+    }
+  }
+
+  /** Runs a started job to the end; records it succeeded (and its interval) or failed. Never throws for a job failure. */
+  async run(job: StartedJob, opts: RunOptions = {}): Promise<JobInfo> {
+    return (await this.runJob(job, opts)).info;
+  }
+
+  /** `run`, also handing back what made the job fail, so callers can tell an unavailable store from bad data. */
+  async runJob(job: StartedJob, opts: RunOptions = {}): Promise<{ info: JobInfo; cause?: unknown }> {
+    const { db, online, logger } = this.deps;
+    const t0 = performance.now();
+    let rowsRead = 0;
+    let rowsWritten = 0;
+    let total: number | undefined;
+    let info = (await getJob(db, job.id))!;
+    let beat: Promise<unknown> = Promise.resolve();
+    const heartbeat = setInterval(() => {
+      // not awaited: the cursor's transaction holds its own connection; on a one-connection driver this just queues
+      beat = beat
+        .then(() =>
+          db.execute(sql`
+            UPDATE larder.materialization_jobs SET heartbeat_at = now(), rows_read = ${rowsRead}, rows_written = ${rowsWritten}
+             WHERE id = ${job.id}::uuid AND status = 'running'`),
+        )
+        .catch((e) => logger.warn({ job: job.id, err: pgMessage(e) }, "materialisation heartbeat failed"));
+    }, this.heartbeatMs);
+    heartbeat.unref();
+    const report = () => opts.onProgress?.({ job: info, rowsRead, rowsWritten, total, elapsedMs: performance.now() - t0 });
+    let error: string | undefined;
+    let cause: unknown;
+    try {
+      if (job.startUs < job.endUs) {
+        const query = windowQuery(job.view, job.startUs, job.endUs);
+        await db.transaction(async (tx) => {
+          await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
+          if (opts.onProgress) {
+            total = Number(rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM (${query}) AS w`)))[0]?.n ?? 0);
+            report();
+          }
+          const cursor = `larder_mat_${process.pid}_${++cursorSeq}`;
+          await tx.execute(sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${query}`));
+          const fetch = () => tx.execute(sql.raw(`FETCH ${this.batchSize} FROM ${cursor}`)).then((r) => rowsOf(r));
+          let next = fetch();
+          for (;;) {
+            const rows = await next;
+            if (rows.length === 0) break;
+            // read the next batch while this one is written: Postgres and Redis work side by side
+            next = rows.length < this.batchSize ? Promise.resolve([]) : fetch();
+            next.catch(() => {});
+            rowsRead += rows.length;
+            const batch = rows.map((r) => toOnlineRow(job.view, r));
+            const res = await online.write(job.view, batch);
+            rowsWritten += res.written;
+            report();
+          }
+          await tx.execute(sql.raw(`CLOSE ${cursor}`));
+        });
+      }
+    } catch (e) {
+      cause = e;
+      error = e instanceof Error ? pgMessage(e) : String(e);
+    } finally {
+      clearInterval(heartbeat);
+      await beat;
+    }
+    const durationMs = Math.round(performance.now() - t0);
+    if (error === undefined) {
+      await db.transaction(async (tx) => {
+        await tx.execute(sql`
+          UPDATE larder.materialization_jobs
+             SET status = 'succeeded', rows_read = ${rowsRead}, rows_written = ${rowsWritten}, duration_ms = ${durationMs},
+                 finished_at = now(), heartbeat_at = now()
+           WHERE id = ${job.id}::uuid`);
+        await tx.execute(sql`
+          INSERT INTO larder.materialized_intervals (project, feature_view, start_ts, end_ts, job_id)
+          VALUES (${job.view.project}, ${job.view.name}, ${formatTimestampMicros(job.startUs)}::timestamptz,
+                  ${formatTimestampMicros(job.endUs)}::timestamptz, ${job.id}::uuid)`);
+      });
+    } else {
+      logger.warn({ job: job.id, feature_view: job.view.name, err: error }, "materialisation job failed");
+      await db.execute(sql`
+        UPDATE larder.materialization_jobs
+           SET status = 'failed', rows_read = ${rowsRead}, rows_written = ${rowsWritten}, duration_ms = ${durationMs},
+               finished_at = now(), error = ${error}
+         WHERE id = ${job.id}::uuid`);
+    }
+    info = (await getJob(db, job.id))!;
+    report();
+    return error === undefined ? { info } : { info, cause };
+  }
+
+  /** Starts every job, then runs them one after the other (bounded memory: one cursor at a time). */
+  async materialize(
+    snap: RegistrySnapshot,
+    req: MaterializeRequest,
+    opts: RunOptions = {},
+  ): Promise<{ jobs: JobInfo[]; failures: unknown[] }> {
+    const { started } = await this.start(snap, req);
+    const jobs: JobInfo[] = [];
+    const failures: unknown[] = [];
+    for (const job of started) {
+      const r = await this.runJob(job, opts);
+      jobs.push(r.info);
+      if (r.cause !== undefined) failures.push(r.cause);
+    }
+    return { jobs, failures };
+  }
+
+  /** Starts every job and answers at once; the jobs run in the background (see the jobs list for their end). */
+  async materializeAsync(snap: RegistrySnapshot, req: MaterializeRequest): Promise<JobInfo[]> {
+    const { jobs, started } = await this.start(snap, req);
+    void (async () => {
+      for (const job of started) {
+        try {
+          await this.run(job);
+        } catch (e) {
+          this.deps.logger.error({ job: job.id, err: pgMessage(e) }, "could not record a materialisation job's end");
+        }
+      }
+    })();
+    return jobs;
+  }
+}

@@ -1,0 +1,290 @@
+import { sql } from "drizzle-orm";
+import pg from "pg";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Jobs } from "../src/http/routes/offline.ts";
+import { silentLogger } from "../src/logger.ts";
+import { Materializer } from "../src/offline/materialize.ts";
+import type { OnlineStore } from "../src/online/store.ts";
+import { createTestContext, type TestContext } from "./support/app.ts";
+
+let t: TestContext;
+let pgc: pg.Client;
+
+const DEFS = {
+  entities: [
+    { name: "driver", join_key: "driver_id", value_type: "int64" },
+    { name: "customer", join_key: "customer_id", value_type: "string" },
+  ],
+  data_sources: [
+    { name: "a_src", kind: "postgres", table: "public.mat_a", timestamp_field: "ts", created_timestamp_field: "created" },
+    { name: "c_src", kind: "postgres", table: "public.mat_c", timestamp_field: "ts" },
+  ],
+  feature_views: [
+    // ttl 0: stored values never expire, so reads are independent of the test's clock
+    { name: "a", entities: ["driver"], source: "a_src", ttl: 0, schema: [{ name: "x", dtype: "float32" }, { name: "n", dtype: "int64" }] },
+    // composite key; ttl 1d for incremental first runs (rows are near now)
+    {
+      name: "c",
+      entities: ["driver", "customer"],
+      source: "c_src",
+      ttl: "1d",
+      schema: [{ name: "y", dtype: "string" }],
+    },
+    { name: "offline_only", entities: ["driver"], source: "a_src", online: false, schema: [{ name: "x", dtype: "float32" }] },
+  ],
+};
+
+const A_ROWS = `
+INSERT INTO public.mat_a VALUES
+  (1, '2024-01-01 10:00Z', '2024-01-01 10:00Z', 1.0, 10),
+  (1, '2024-01-01 11:00Z', '2024-01-01 11:00Z', 2.0, 20),
+  (1, '2024-01-01 11:00Z', '2024-01-01 11:30Z', 2.5, 25),
+  (1, '2024-01-01 12:00Z', '2024-01-01 12:00Z', 3.0, 30),
+  (2, '2024-01-01 09:00Z', '2024-01-01 09:00Z', 5.0, 50),
+  (2, '2024-01-01 10:30Z', '2024-01-01 10:30Z', NULL, 55),
+  (3, '2024-01-01 08:00Z', '2024-01-01 08:00Z', 7.0, 70),
+  (4, '2024-01-01 12:30Z', '2024-01-01 12:30Z', 9.0, 90),
+  (NULL, '2024-01-01 10:00Z', NULL, 0, 0);`;
+
+async function readA(ids: number[]) {
+  const snap = await t.deps.snapshots.get("m");
+  const text = await t.online.getOnlineFeatures(snap, { features: ["a:x", "a:n"], entities: { driver_id: ids } }, { maxEntityRows: 100 });
+  const body = JSON.parse(text);
+  return { x: body.results[1].values, n: body.results[2].values, status: body.results[2].statuses };
+}
+
+async function readC(rows: [number, string][]) {
+  const snap = await t.deps.snapshots.get("m");
+  const text = await t.online.getOnlineFeatures(
+    snap,
+    { features: ["c:y"], entities: { driver_id: rows.map((r) => r[0]), customer_id: rows.map((r) => r[1]) } },
+    { maxEntityRows: 100 },
+  );
+  return JSON.parse(text).results[2].values;
+}
+
+beforeAll(async () => {
+  t = await createTestContext();
+  pgc = new pg.Client({ connectionString: t.db.url });
+  await pgc.connect();
+  await pgc.query(`
+    CREATE TABLE public.mat_a (driver_id bigint, ts timestamptz NOT NULL, created timestamptz, x real, n bigint);
+    CREATE TABLE public.mat_c (driver_id bigint, customer_id text, ts timestamptz NOT NULL, y text);`);
+  await pgc.query(A_ROWS);
+  const res = await t.call("POST", "/v1/projects/m/apply", DEFS);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+});
+afterAll(async () => {
+  await pgc?.end();
+  await t?.close();
+});
+
+const WINDOW = { start_ts: "2024-01-01T09:30:00Z", end_ts: "2024-01-01T12:00:00Z" };
+
+describe("materialize a window", () => {
+  it("loads each entity's latest row in [start, end) and answers the job", async () => {
+    const res = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a"] });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const { jobs } = Jobs.parse(res.body);
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({
+      feature_view: "a",
+      status: "succeeded",
+      start_ts: "2024-01-01T09:30:00Z",
+      end_ts: "2024-01-01T12:00:00Z",
+      rows_read: 2, // drivers 1 and 2; 3 is before the window, 4 after it, the null key skipped
+      rows_written: 2,
+    });
+    // driver 1: the 12:00 row is at the window's end (excluded); at 11:00 the later created wins
+    const got = await readA([1, 2, 3, 4]);
+    expect(got.x).toEqual([2.5, null, null, null]);
+    expect(got.n).toEqual([25, 55, null, null]);
+    expect(got.status).toEqual(["PRESENT", "PRESENT", "NOT_FOUND", "NOT_FOUND"]);
+  });
+
+  it("re-running the window changes nothing", async () => {
+    const res = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a"] });
+    expect(res.body.jobs[0].status).toBe("succeeded");
+    const got = await readA([1, 2, 3, 4]);
+    expect(got.n).toEqual([25, 55, null, null]);
+  });
+
+  it("a push newer than the window survives a later materialisation; newer rows replace older ones", async () => {
+    const snap = await t.deps.snapshots.get("m");
+    const view = snap.views.get("a")!;
+    const at = Date.parse("2024-01-01T11:45:00Z") * 1000;
+    await t.online.write(view, [{ key: ["1"], eventTs: at, createdTs: 0, values: [8.5, 85] }]);
+    await t.online.write(view, [{ key: ["2"], eventTs: Date.parse("2024-01-01T08:00:00Z") * 1000, createdTs: 0, values: [0.5, 5] }]);
+    const res = await t.call("POST", "/v1/projects/m/materialize", {
+      start_ts: "2024-01-01T00:00:00Z",
+      end_ts: "2024-01-02T00:00:00Z",
+      feature_views: ["a"],
+    });
+    expect(res.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 4 });
+    const got = await readA([1, 2, 3, 4]);
+    // driver 1: 12:00 is newer than the 11:45 push; driver 2: the window's row is newer than the 08:00 write
+    expect(got.n).toEqual([30, 55, 70, 90]);
+    await t.online.write(view, [{ key: ["3"], eventTs: Date.parse("2024-01-03T00:00:00Z") * 1000, createdTs: 0, values: [1, 1] }]);
+    await t.call("POST", "/v1/projects/m/materialize", { start_ts: "2024-01-01", end_ts: "2024-01-02", feature_views: ["a"] });
+    expect((await readA([3])).n).toEqual([1]);
+  });
+
+  it("materialises every online view when none are named, not offline-only ones", async () => {
+    const res = await t.call("POST", "/v1/projects/m/materialize", WINDOW);
+    expect(res.status).toBe(200);
+    expect(res.body.jobs.map((j: { feature_view: string }) => j.feature_view).sort()).toEqual(["a", "c"]);
+  });
+
+  it.each([
+    [{ ...WINDOW, feature_views: ["nope"] }, /unknown feature view nope/],
+    [{ ...WINDOW, feature_views: ["offline_only"] }, /not online/],
+    [{ start_ts: "yesterday", end_ts: "2024-01-01", feature_views: ["a"] }, /start_ts/],
+    [{ start_ts: "2024-01-02", end_ts: "2024-01-01", feature_views: ["a"] }, /before end_ts/],
+    [{ start_ts: "2024-01-01", end_ts: "2024-01-01", feature_views: ["a"] }, /before end_ts/],
+    [{ start_ts: "2024-01-01" }, /end_ts/],
+    ["{not json", /JSON/],
+  ])("refuses bad input with a 400 (%#)", async (body, pattern) => {
+    const res = await t.call("POST", "/v1/projects/m/materialize", body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(pattern);
+  });
+
+  it("the root endpoint acts on the default project", async () => {
+    const res = await t.call("POST", "/materialize", { ...WINDOW, feature_views: ["a"] });
+    // the default project ("default") has no view a
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/unknown feature view a in project default/);
+  });
+});
+
+describe("materialize-incremental", () => {
+  const now = Date.now();
+  const iso = (msAgo: number) => new Date(now - msAgo).toISOString();
+  const H = 3600_000;
+
+  it("first run starts at end − ttl; later runs start where the last ended and pick up exactly the new rows", async () => {
+    // an earlier test ran a window over c: forget it, so this is c's first run
+    await t.deps.db.execute(sql`DELETE FROM larder.materialized_intervals WHERE feature_view = 'c'`);
+    await pgc.query(
+      `INSERT INTO public.mat_c VALUES (1,'c1',$1,'too old'), (1,'c1',$2,'c1-old'), (1,'c2',$3,'c2-old'), (2,'c1',$4,'d2')`,
+      [iso(30 * H), iso(5 * H), iso(4 * H), iso(3 * H)],
+    );
+    const end1 = iso(2 * H);
+    const r1 = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: end1, feature_views: ["c"] });
+    expect(r1.status, JSON.stringify(r1.body)).toBe(200);
+    expect(r1.body.jobs[0]).toMatchObject({ kind: "incremental", status: "succeeded", rows_read: 3 });
+    expect(Date.parse(r1.body.jobs[0].start_ts)).toBe(Date.parse(end1) - 24 * H);
+    expect(await readC([[1, "c1"], [1, "c2"], [2, "c1"]])).toEqual(["c1-old", "c2-old", "d2"]);
+
+    // new rows after end1, and one before it that incremental runs must not see
+    await pgc.query(`INSERT INTO public.mat_c VALUES (1,'c1',$1,'c1-new'), (3,'c9',$2,'late arrival'), (3,'c9',$3,'d3')`, [
+      iso(1 * H),
+      iso(6 * H),
+      iso(H / 2),
+    ]);
+    const end2 = new Date(now).toISOString();
+    const r2 = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: end2, feature_views: ["c"] });
+    expect(r2.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 2, start_ts: end1.replace(".000Z", "Z") });
+    expect(await readC([[1, "c1"], [1, "c2"], [2, "c1"], [3, "c9"]])).toEqual(["c1-new", "c2-old", "d2", "d3"]);
+
+    // nothing new: an empty job, recorded
+    const r3 = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: end2, feature_views: ["c"] });
+    expect(r3.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 0 });
+    expect(r3.body.jobs[0].start_ts).toBe(r3.body.jobs[0].end_ts);
+  });
+
+  it("a ttl-0 view's first incremental run takes everything", async () => {
+    await t.deps.db.execute(sql`DELETE FROM larder.materialized_intervals WHERE feature_view = 'a'`);
+    const r = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: "2030-01-01T00:00:00Z", feature_views: ["a"] });
+    expect(r.body.jobs[0]).toMatchObject({ start_ts: "1970-01-01T00:00:00Z", rows_read: 4, status: "succeeded" });
+  });
+});
+
+describe("jobs: failures, conflicts, the record", () => {
+  beforeEach(async () => {
+    await t.deps.db.execute(sql`UPDATE larder.materialization_jobs SET status = 'failed' WHERE status = 'running'`);
+  });
+
+  it("a job that fails half-way is recorded failed, and a re-run ends right", async () => {
+    await pgc.query(`INSERT INTO public.mat_a SELECT 100 + g, '2025-01-01Z', NULL, g, g FROM generate_series(1, 10) g`);
+    const snap = await t.deps.snapshots.get("m");
+    let writes = 0;
+    const flaky: OnlineStore = {
+      ...t.online,
+      write: async (view, rows) => {
+        if (++writes === 2) throw new Error("online store fell over");
+        return t.online.write(view, rows);
+      },
+      getOnlineFeatures: t.online.getOnlineFeatures.bind(t.online),
+      ping: () => t.online.ping(),
+      close: async () => {},
+    };
+    const m = new Materializer({ db: t.deps.db, online: flaky, logger: silentLogger(), batchSize: 4 });
+    const req = { kind: "window" as const, start: "2025-01-01", end: "2025-01-02", views: ["a"] };
+    const { jobs, failures } = await m.materialize(snap, req);
+    expect(failures).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({ status: "failed", rows_written: 4, error: "online store fell over" });
+    expect(jobs[0]!.rows_read).toBeGreaterThanOrEqual(8);
+    const half = await readA([101, 105, 110]);
+    expect(half.status).toEqual(["PRESENT", "NOT_FOUND", "NOT_FOUND"]);
+
+    const again = await new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger(), batchSize: 4 }).materialize(snap, req);
+    expect(again.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 10 });
+    expect((await readA([101, 105, 110])).n).toEqual([1, 5, 10]);
+
+    const listed = await t.call("GET", `/v1/projects/m/materialization-jobs?feature_view=a&limit=2`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.jobs.map((j: { status: string }) => j.status)).toEqual(["succeeded", "failed"]);
+    expect(listed.body.jobs[1].error).toBe("online store fell over");
+  });
+
+  it("answers 409 while a view is being materialised; an abandoned job does not block forever", async () => {
+    const [job] = (
+      await t.deps.db.execute(sql`
+        INSERT INTO larder.materialization_jobs (project, feature_view, kind, start_ts, end_ts, status, owner)
+        VALUES ('m', 'a', 'window', now(), now(), 'running', 'elsewhere') RETURNING id::text AS id`)
+    ).rows as { id: string }[];
+    const busy = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a", "c"] });
+    expect(busy.status).toBe(409);
+    expect(busy.body.error.message).toMatch(/feature view a is already being materialised/);
+    // nothing half-started: c has no running job
+    const c = await t.call("GET", "/v1/projects/m/materialization-jobs?feature_view=c&limit=1");
+    expect(c.body.jobs[0].status).not.toBe("running");
+
+    await t.deps.db.execute(sql`UPDATE larder.materialization_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = ${job!.id}::uuid`);
+    const res = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a"] });
+    expect(res.status).toBe(200);
+    const old = await t.call("GET", `/v1/projects/m/materialization-jobs/${job!.id}`);
+    expect(old.body).toMatchObject({ status: "failed", error: expect.stringMatching(/abandoned/) });
+  });
+
+  it("two concurrent starts of the same view: exactly one wins", async () => {
+    const snap = await t.deps.snapshots.get("m");
+    const m = new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger() });
+    const req = { kind: "window" as const, start: "2024-01-01", end: "2024-01-02", views: ["a"] };
+    const results = await Promise.allSettled([m.start(snap, req), m.start(snap, req), m.start(snap, req)]);
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    for (const r of results)
+      if (r.status === "rejected") expect((r.reason as { code?: string }).code).toBe("conflict");
+    const w = won[0] as PromiseFulfilledResult<Awaited<ReturnType<Materializer["start"]>>>;
+    const info = await m.run(w.value.started[0]!);
+    expect(info.status).toBe("succeeded");
+  });
+
+  it("?async=true answers 202 at once; the job ends in the record", async () => {
+    const res = await t.call("POST", "/v1/projects/m/materialize?async=true", { ...WINDOW, feature_views: ["a"] });
+    expect(res.status).toBe(202);
+    expect(res.body.jobs[0].status).toBe("running");
+    const id = res.body.jobs[0].id;
+    let status = "running";
+    for (let i = 0; i < 100 && status === "running"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await t.call("GET", `/v1/projects/m/materialization-jobs/${id}`)).body.status;
+    }
+    expect(status).toBe("succeeded");
+    const list = await t.call("GET", "/v1/projects/m/materialization-jobs");
+    expect(list.body.jobs[0].id).toBe(id);
+    expect((await t.call("GET", "/v1/projects/m/materialization-jobs/00000000-0000-0000-0000-000000000000")).status).toBe(404);
+  });
+});
