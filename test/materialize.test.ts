@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Jobs } from "../src/http/routes/offline.ts";
 import { silentLogger } from "../src/logger.ts";
 import { Materializer } from "../src/offline/materialize.ts";
+import { rowsOf } from "../src/offline/sql.ts";
 import type { OnlineStore } from "../src/online/store.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
 
@@ -239,11 +240,11 @@ describe("jobs: failures, conflicts, the record", () => {
   });
 
   it("answers 409 while a view is being materialised; an abandoned job does not block forever", async () => {
-    const [job] = (
+    const [job] = rowsOf<{ id: string }>(
       await t.deps.db.execute(sql`
         INSERT INTO larder.materialization_jobs (project, feature_view, kind, start_ts, end_ts, status, owner)
-        VALUES ('m', 'a', 'window', now(), now(), 'running', 'elsewhere') RETURNING id::text AS id`)
-    ).rows as { id: string }[];
+        VALUES ('m', 'a', 'window', now(), now(), 'running', 'elsewhere') RETURNING id::text AS id`),
+    );
     const busy = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a", "c"] });
     expect(busy.status).toBe(409);
     expect(busy.body.error.message).toMatch(/feature view a is already being materialised/);
