@@ -1,8 +1,10 @@
 import { readFile } from "node:fs/promises";
 import type { Redis } from "ioredis";
 import YAML from "yaml";
+import { ApiKeyStore, KeyCache } from "../../src/auth/keys.ts";
 import { type App, type AppDeps, createApp } from "../../src/http/app.ts";
-import { silentLogger } from "../../src/logger.ts";
+import { createMetrics } from "../../src/http/metrics.ts";
+import { type Logger, silentLogger } from "../../src/logger.ts";
 import { connectRedis, RedisOnlineStore } from "../../src/online/redis-store.ts";
 import { createIntrospector } from "../../src/offline/introspect.ts";
 import { RegistryService } from "../../src/registry/service.ts";
@@ -20,6 +22,8 @@ export interface TestContext {
   /** JSON request helper: `call("POST", "/path", body)` → { status, body } */
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
+  /** With `auth: true`: the key table and the server's in-memory cache of it. */
+  keys?: { store: ApiKeyStore; cache: KeyCache };
 }
 
 export interface TestContextOptions {
@@ -30,13 +34,17 @@ export interface TestContextOptions {
   defaultProject?: string;
   maxEntityRows?: number;
   maxBodyBytes?: number;
+  /** Check API keys (default false, so tests need no keys); the context then has `keys` to make some. */
+  auth?: boolean;
+  /** Instead of the silent logger (e.g. to look at what is logged). */
+  logger?: Logger;
 }
 
 /** A real app over a fresh database and a fresh Redis prefix. Call `close()` in afterAll. */
 export async function createTestContext(opts: TestContextOptions = {}): Promise<TestContext> {
   const db = await createTestDatabase();
   if (opts.exampleData || opts.applyExampleTo) await loadExampleData(db.url);
-  const logger = silentLogger();
+  const logger = opts.logger ?? silentLogger();
   const prefix = testPrefix();
   const redis = connectRedis(TEST_REDIS_URL);
   const online = new RedisOnlineStore(redis, prefix);
@@ -50,7 +58,15 @@ export async function createTestContext(opts: TestContextOptions = {}): Promise<
     online,
     defaultProject: opts.defaultProject ?? "default",
     limits: { maxBodyBytes: opts.maxBodyBytes ?? 10 * 1024 * 1024, maxEntityRows: opts.maxEntityRows ?? 1000 },
+    metrics: createMetrics({ snapshotAgeSeconds: () => snapshots.ageSeconds() }),
   };
+  let keys: TestContext["keys"];
+  if (opts.auth) {
+    const pepper = "test-pepper-0123456789";
+    const store = new ApiKeyStore({ db: db.database.db, pepper });
+    keys = { store, cache: new KeyCache({ store, pepper, pollMs: 200, missRefreshMs: 0 }) };
+    deps.auth = keys.cache;
+  }
   const app = createApp(deps);
   if (opts.applyExampleTo) {
     await registry.apply(opts.applyExampleTo, await exampleDefinitions());
@@ -77,7 +93,9 @@ export async function createTestContext(opts: TestContextOptions = {}): Promise<
     prefix,
     online,
     call,
+    keys,
     async close() {
+      keys?.cache.stop();
       snapshots.stop();
       await clearPrefix(redis, prefix).catch(() => {});
       redis.disconnect();
