@@ -27,6 +27,12 @@ export interface MaterializeDeps {
   heartbeatMs?: number;
   /** A running job whose heartbeat is older than this is taken as abandoned (its process died). */
   staleAfterMs?: number;
+  /** Aborted when the server stops: a running job finishes the batch it is writing, then ends as failed (interrupted). */
+  signal?: AbortSignal;
+  /** Background (async) runs are handed here, so the server waits for them before it exits. */
+  track?: (work: Promise<unknown>) => void;
+  /** Told of every job's end (metrics). */
+  onJobEnd?: (job: JobInfo, project: string) => void;
 }
 
 export interface Progress {
@@ -253,6 +259,7 @@ export class Materializer {
             const res = await online.write(job.view, batch);
             rowsWritten += res.written;
             report();
+            if (this.deps.signal?.aborted) throw new Error("interrupted: the server is stopping; run it again to finish");
           }
           await tx.execute(sql.raw(`CLOSE ${cursor}`));
         });
@@ -287,6 +294,7 @@ export class Materializer {
     }
     info = (await getJob(db, job.id))!;
     report();
+    this.deps.onJobEnd?.(info, job.view.project);
     return error === undefined ? { info } : { info, cause };
   }
 
@@ -310,7 +318,7 @@ export class Materializer {
   /** Starts every job and answers at once; the jobs run in the background (see the jobs list for their end). */
   async materializeAsync(snap: RegistrySnapshot, req: MaterializeRequest): Promise<JobInfo[]> {
     const { jobs, started } = await this.start(snap, req);
-    void (async () => {
+    const work = (async () => {
       for (const job of started) {
         try {
           await this.run(job);
@@ -319,6 +327,7 @@ export class Materializer {
         }
       }
     })();
+    this.deps.track?.(work);
     return jobs;
   }
 }

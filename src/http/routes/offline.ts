@@ -61,7 +61,22 @@ const conflictResponse = {
 };
 
 export function registerOfflineRoutes(app: App, deps: AppDeps) {
-  const materializer = new Materializer({ db: deps.db, online: deps.online, logger: deps.logger });
+  const materializer = new Materializer({
+    db: deps.db,
+    online: deps.online,
+    logger: deps.logger,
+    signal: deps.lifecycle?.signal,
+    track: (work) => deps.lifecycle?.track(work),
+    onJobEnd: (j, project) =>
+      deps.metrics?.materialized({
+        project,
+        featureView: j.feature_view,
+        status: j.status,
+        rowsRead: j.rows_read,
+        rowsWritten: j.rows_written,
+        durationMs: j.duration_ms ?? 0,
+      }),
+  });
 
   app.openapi(
     createRoute({
