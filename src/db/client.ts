@@ -41,6 +41,9 @@ export function connectPostgres(url: string, opts: PgOptions = {}): Database {
     max: opts.max ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     statement_timeout: opts.statementTimeoutMs ?? 0,
+    // Postgres enforces statement_timeout only while it is reachable; this bounds a call whose answer never comes.
+    query_timeout: opts.statementTimeoutMs ? opts.statementTimeoutMs + 5000 : undefined,
+    keepAlive: true,
     idleTimeoutMillis: 30_000,
     application_name: "larder",
   });
