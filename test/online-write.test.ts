@@ -22,10 +22,12 @@ describe("online write (Redis)", () => {
       written: 1,
       skipped: 0,
     });
-    expect(await t.online.write(view, [{ key: ["1"], eventTs: now - H, createdTs: 0, values: [0.1, 0.1, 1] }])).toEqual({
-      written: 0,
-      skipped: 1,
-    });
+    expect(await t.online.write(view, [{ key: ["1"], eventTs: now - H, createdTs: 0, values: [0.1, 0.1, 1] }])).toEqual(
+      {
+        written: 0,
+        skipped: 1,
+      },
+    );
     expect(await stored("1")).toContain("\x1f0.5\x1f0.25\x1f10");
     // same event time: the created time breaks the tie; equal pairs overwrite (re-runs are idempotent)
     await t.online.write(view, [{ key: ["1"], eventTs: now, createdTs: 5, values: [0.6, 0.6, 6] }]);
@@ -48,16 +50,18 @@ describe("online write (Redis)", () => {
       { key: ["2"], eventTs: now - H, createdTs: 0, values: [1, 1, 1] },
     ]);
     expect(res).toEqual({ written: 2, skipped: 1 });
-    expect(await stored("2")).toMatch(/\x1f3\x1f3\x1f3$/);
+    expect((await stored("2"))?.endsWith("\x1f3\x1f3\x1f3")).toBe(true);
   });
 
   it("keeps the newest under concurrent writers", async () => {
     const now = Date.now() * 1000;
     const order = Array.from({ length: 40 }, (_, i) => i).sort(() => Math.random() - 0.5);
     await Promise.all(
-      order.map((i) => t.online.write(view, [{ key: ["3"], eventTs: now - (40 - i) * 1000, createdTs: 0, values: [i, i, i] }])),
+      order.map((i) =>
+        t.online.write(view, [{ key: ["3"], eventTs: now - (40 - i) * 1000, createdTs: 0, values: [i, i, i] }]),
+      ),
     );
-    expect(await stored("3")).toMatch(/\x1f39\x1f39\x1f39$/);
+    expect((await stored("3"))?.endsWith("\x1f39\x1f39\x1f39")).toBe(true);
   });
 
   it("sets an expiry past ttl, also for an old row written now", async () => {
@@ -79,7 +83,9 @@ describe("online write (Redis)", () => {
     const k = onlineKey(t.prefix, "demo", "driver_hourly_stats", "driver_id=6");
     const future = (Date.now() + 3_600_000) * 1000;
     await t.redis.set(k, `${future}\x1f0\x1fdeadbeef\x1f"x"\x1f1\x1f2`);
-    expect(await t.online.write(view, [{ key: ["6"], eventTs: Date.now() * 1000, createdTs: 0, values: [1, 2, 3] }])).toEqual({
+    expect(
+      await t.online.write(view, [{ key: ["6"], eventTs: Date.now() * 1000, createdTs: 0, values: [1, 2, 3] }]),
+    ).toEqual({
       written: 1,
       skipped: 0,
     });

@@ -44,7 +44,12 @@ export function onlineKey(prefix: string, project: string, view: string, entity:
 }
 
 /** Encodes one row; `values` are already normalised (`normalizeValue`), in `view.features` order. */
-export function encodeValue(view: CompiledView, eventTs: number, createdTs: number, values: readonly unknown[]): string {
+export function encodeValue(
+  view: CompiledView,
+  eventTs: number,
+  createdTs: number,
+  values: readonly unknown[],
+): string {
   let s = `${eventTs}${SEP}${createdTs}${SEP}${view.layoutId}${SEP}"${formatTimestampMicros(eventTs)}"`;
   for (let i = 0; i < view.features.length; i++) {
     const v = values[i];

@@ -35,23 +35,27 @@ export function resolveFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesR
   const hasFeatures = req.features !== undefined && req.features !== null;
   const hasService = req.feature_service !== undefined && req.feature_service !== null;
   if (hasFeatures && hasService) throw invalid("give either features or feature_service, not both");
-  if (!hasFeatures && !hasService) throw invalid("give features (\"view:feature\" names) or a feature_service");
+  if (!hasFeatures && !hasService) throw invalid('give features ("view:feature" names) or a feature_service');
   const pairs: { view: CompiledView; feature: CompiledFeature }[] = [];
   if (hasService) {
     const svc = snapshot.services.get(req.feature_service!);
     if (!svc)
-      throw invalid(`feature_service: unknown feature service "${req.feature_service}" in project ${snapshot.project}`, [
-        { path: "feature_service", message: "unknown feature service" },
-      ]);
+      throw invalid(
+        `feature_service: unknown feature service "${req.feature_service}" in project ${snapshot.project}`,
+        [{ path: "feature_service", message: "unknown feature service" }],
+      );
     pairs.push(...svc.features);
   } else {
     const refs = req.features!;
-    if (refs.length === 0) throw invalid("features: give at least one feature", [{ path: "features", message: "empty" }]);
+    if (refs.length === 0)
+      throw invalid("features: give at least one feature", [{ path: "features", message: "empty" }]);
     refs.forEach((ref, i) => {
       const path = `features[${i}]`;
       const colon = ref.indexOf(":");
       if (colon <= 0 || colon === ref.length - 1 || ref.indexOf(":", colon + 1) !== -1)
-        throw invalid(`${path}: "${ref}" is not a feature reference ("view:feature")`, [{ path, message: "bad reference" }]);
+        throw invalid(`${path}: "${ref}" is not a feature reference ("view:feature")`, [
+          { path, message: "bad reference" },
+        ]);
       const viewName = ref.slice(0, colon);
       const featureName = ref.slice(colon + 1);
       const view = snapshot.views.get(viewName);
@@ -113,7 +117,9 @@ export class KvOnlineStore implements OnlineStore {
     const now = Date.now();
     const entries = rows.map((r) => {
       if (r.key.length !== view.joinKeys.length)
-        throw new Error(`online write to ${view.name}: key has ${r.key.length} parts, the view has ${view.joinKeys.length}`);
+        throw new Error(
+          `online write to ${view.name}: key has ${r.key.length} parts, the view has ${view.joinKeys.length}`,
+        );
       const eventTs = Math.round(r.eventTs);
       const createdTs = Math.round(r.createdTs || 0);
       return {
@@ -154,13 +160,15 @@ export class KvOnlineStore implements OnlineStore {
         ]);
       if (n === -1) n = raw.length;
       else if (raw.length !== n)
-        throw invalid(`${path}: has ${raw.length} values, ${entityNames[0]} has ${n}; entity columns must have equal lengths`, [
-          { path, message: "length differs" },
-        ]);
+        throw invalid(
+          `${path}: has ${raw.length} values, ${entityNames[0]} has ${n}; entity columns must have equal lengths`,
+          [{ path, message: "length differs" }],
+        );
       if (raw.length > opts.maxEntityRows)
-        throw invalid(`entities: ${raw.length} entity rows is more than the limit of ${opts.maxEntityRows} per request`, [
-          { path, message: "too many entity rows" },
-        ]);
+        throw invalid(
+          `entities: ${raw.length} entity rows is more than the limit of ${opts.maxEntityRows} per request`,
+          [{ path, message: "too many entity rows" }],
+        );
       const canonical = new Array<string>(raw.length);
       for (let i = 0; i < raw.length; i++) {
         try {
@@ -174,7 +182,8 @@ export class KvOnlineStore implements OnlineStore {
       }
       columns.set(name, { type: entity.valueType, canonical });
     }
-    if (n === -1) throw invalid("entities: give at least one join key column", [{ path: "entities", message: "empty" }]);
+    if (n === -1)
+      throw invalid("entities: give at least one join key column", [{ path: "entities", message: "empty" }]);
     for (const view of views)
       for (const k of view.joinKeys)
         if (!columns.has(k))

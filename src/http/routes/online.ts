@@ -1,0 +1,95 @@
+import { createRoute, type z } from "@hono/zod-openapi";
+import type { Context, TypedResponse } from "hono";
+import type { JSONParsed } from "hono/utils/types";
+import { push, writeToOnlineStore } from "../../online/push.ts";
+import type { App, AppDeps } from "../app.ts";
+import type { AppEnv } from "../env.ts";
+import {
+  OnlineFeaturesBody,
+  OnlineFeaturesResponse,
+  PushBody,
+  RowsWritten,
+  WriteToOnlineStoreBody,
+} from "../online-schemas.ts";
+import { errorResponses, json, ProjectParam } from "../schemas.ts";
+
+const body = <T>(schema: T) => ({ body: { content: { "application/json": { schema } }, required: true } });
+
+/** The project of a route: the path's, or the server's default for the Feast-compatible root endpoints. */
+function projectOf(c: Context<AppEnv>, deps: AppDeps): string {
+  return c.req.param("project") ?? deps.defaultProject;
+}
+
+export function registerOnlineRoutes(app: App, deps: AppDeps) {
+  const { snapshots, online, limits } = deps;
+
+  for (const path of ["/get-online-features", "/v1/projects/{project}/online-features"]) {
+    const native = path.startsWith("/v1");
+    app.openapi(
+      createRoute({
+        method: "post",
+        path,
+        tags: ["online"],
+        summary: native
+          ? "Latest feature values for entity rows (column-oriented, as Feast answers)"
+          : "Latest feature values for entity rows, on the default project (Feast-compatible)",
+        request: { ...(native ? { params: ProjectParam } : {}), ...body(OnlineFeaturesBody) },
+        responses: {
+          200: json(OnlineFeaturesResponse, "One result per feature name, one value per entity row"),
+          ...errorResponses,
+        },
+      }),
+      // The answer is built as JSON text from pre-encoded fragments (src/online/service.ts), hence c.body.
+      async (c) => {
+        const req = c.req.valid("json");
+        // The registry snapshot is in memory: a lookup never queries Postgres.
+        const snapshot = await snapshots.get(projectOf(c, deps));
+        const text = await online.getOnlineFeatures(snapshot, req, { maxEntityRows: limits.maxEntityRows });
+        // Typed as the declared schema: tests check this text against OnlineFeaturesResponse.
+        return c.body(text, 200, { "content-type": "application/json" }) as unknown as TypedResponse<
+          JSONParsed<z.output<typeof OnlineFeaturesResponse>>,
+          200,
+          "json"
+        >;
+      },
+    );
+  }
+
+  for (const path of ["/push", "/v1/projects/{project}/push"]) {
+    const native = path.startsWith("/v1");
+    app.openapi(
+      createRoute({
+        method: "post",
+        path,
+        tags: ["online"],
+        summary: "Write rows to every feature view fed by a push source (online, offline, or both)",
+        request: { ...(native ? { params: ProjectParam } : {}), ...body(PushBody) },
+        responses: { 200: json(RowsWritten, "Rows accepted"), ...errorResponses },
+      }),
+      async (c) => {
+        const req = c.req.valid("json");
+        const snapshot = await snapshots.get(projectOf(c, deps));
+        return c.json(await push(deps, snapshot, req), 200);
+      },
+    );
+  }
+
+  for (const path of ["/write-to-online-store", "/v1/projects/{project}/write-to-online-store"]) {
+    const native = path.startsWith("/v1");
+    app.openapi(
+      createRoute({
+        method: "post",
+        path,
+        tags: ["online"],
+        summary: "Write rows of one feature view to the online store",
+        request: { ...(native ? { params: ProjectParam } : {}), ...body(WriteToOnlineStoreBody) },
+        responses: { 200: json(RowsWritten, "Rows accepted"), ...errorResponses },
+      }),
+      async (c) => {
+        const req = c.req.valid("json");
+        const snapshot = await snapshots.get(projectOf(c, deps));
+        return c.json(await writeToOnlineStore(deps, snapshot, req), 200);
+      },
+    );
+  }
+}
