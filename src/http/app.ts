@@ -15,6 +15,7 @@ import { apiKeyAuth } from "./auth.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
 import { createMetrics, type Metrics, registerMetricsRoute } from "./metrics.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
+import { registerOnlineRoutes } from "./routes/online.ts";
 import { registerRegistryRoutes } from "./routes/registry.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 
@@ -103,5 +104,6 @@ export function createApp(deps: AppDeps): App {
   registerMetricsRoute(app, metrics);
   registerRegistryRoutes(app, deps);
   registerOfflineRoutes(app, deps);
+  registerOnlineRoutes(app, deps);
   return app;
 }
