@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "./app.ts";
 
 export interface MetricsOptions {
@@ -125,8 +126,18 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
 /** `GET /metrics`: Prometheus text, no key needed (scrapers rarely carry one; it holds no feature data). */
 export function registerMetricsRoute(app: App, metrics: Metrics): void {
-  app.get("/metrics", async (c) => {
-    const { contentType, body } = await metrics.render();
-    return c.body(body, 200, { "content-type": contentType });
-  });
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/metrics",
+      tags: ["system"],
+      summary: "Prometheus metrics (text exposition format; no key needed)",
+      security: [],
+      responses: { 200: { content: { "text/plain": { schema: z.string() } }, description: "The metrics" } },
+    }),
+    async (c) => {
+      const { contentType, body } = await metrics.render();
+      return c.text(body, 200, { "content-type": contentType });
+    },
+  );
 }

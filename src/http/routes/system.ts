@@ -17,17 +17,30 @@ export const OPENAPI_INFO = {
     title: "Larder",
     version: "0.1.0",
     description:
-      "A Feast-compatible feature store server. The root endpoints act on the server's default project; `/v1/projects/{project}/…` on any.",
+      "A Feast-compatible feature store server. The root endpoints act on the server's default project; `/v1/projects/{project}/…` on any.\n\n" +
+      "**Auth.** Unless the server runs with `LARDER_AUTH=disabled`, every endpoint needs `Authorization: Bearer <key>`, except " +
+      "`/health`, `/health/live`, `/metrics`, `/openapi.json` and `/docs`. Keys are made with `larder keys create --scope read|write|admin " +
+      "[--project P]`. Scopes nest: `read` — lookups (get-online-features, online-features, historical-features) and registry reads; " +
+      "`write` — also push, write-to-online-store, materialize*; `admin` — also plan and apply. A key made with `--project P` works " +
+      "only on project P (the root endpoints act on the server's `LARDER_PROJECT`). No, unknown or revoked key: 401; " +
+      "a key without the scope or for another project: 403.",
   },
+  security: [{ apiKey: [] }],
 };
 
 export function registerSystemRoutes(app: App, deps: AppDeps) {
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key made with `larder keys create` (`lk_<id>_<secret>`)",
+  });
   app.openapi(
     createRoute({
       method: "get",
       path: "/health",
       tags: ["system"],
       summary: "Ready when the registry is loaded and the online store answers (no key needed)",
+      security: [],
       responses: { 200: json(Health, "Healthy"), 503: json(Health, "Something is wrong") },
     }),
     async (c) => {
@@ -59,6 +72,7 @@ export function registerSystemRoutes(app: App, deps: AppDeps) {
       path: "/health/live",
       tags: ["system"],
       summary: "Liveness: 200 while the process runs, whatever the stores do (no key needed)",
+      security: [],
       responses: { 200: json(z.object({ status: z.literal("ok") }).openapi("Live"), "Alive") },
     }),
     (c) => c.json({ status: "ok" as const }, 200),
