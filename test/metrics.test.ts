@@ -69,6 +69,31 @@ describe("GET /metrics", () => {
     expect(sample(text, "larder_materialization_job_duration_seconds_sum", { feature_view: "v", status: "succeeded" })).toBe(1.5);
   });
 
+  it("counts the entity rows and feature values real lookups answer", async () => {
+    const before = await scrape();
+    const e0 = sample(before, "larder_online_entities_served_total", { project: "demo" });
+    const f0 = sample(before, "larder_online_features_served_total", { project: "demo" });
+    const res = await t.call("POST", "/get-online-features", {
+      features: ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate"],
+      entities: { driver_id: [1001, 1002, 9999] },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const svc = await t.call("POST", "/v1/projects/demo/online-features", {
+      feature_service: "driver_activity",
+      entities: { driver_id: [1001] },
+    });
+    expect(svc.status, JSON.stringify(svc.body)).toBe(200);
+    const bad = await t.call("POST", "/get-online-features", { features: ["nope:x"], entities: { driver_id: [1] } });
+    expect(bad.status).toBe(400);
+    const after = await scrape();
+    expect(sample(after, "larder_online_entities_served_total", { project: "demo" })).toBe(e0 + 4);
+    expect(sample(after, "larder_online_features_served_total", { project: "demo" })).toBe(f0 + 3 * 2 + 1 * 2);
+    // bad input is the caller's error, not the store's
+    expect(sample(after, "larder_online_store_errors_total", { operation: "read" })).toBe(
+      sample(before, "larder_online_store_errors_total", { operation: "read" }),
+    );
+  });
+
   it("counts a real materialisation's rows and duration", async () => {
     const res = await t.call("POST", "/v1/projects/demo/materialize", {
       start_ts: "2000-01-01T00:00:00Z",

@@ -13,7 +13,7 @@ import type { SnapshotCache } from "../registry/snapshot-cache.ts";
 import type { AppEnv } from "./env.ts";
 import { apiKeyAuth } from "./auth.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
-import { createMetrics, type Metrics, registerMetricsRoute } from "./metrics.ts";
+import { createMetrics, instrumentOnlineStore, type Metrics, registerMetricsRoute } from "./metrics.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
 import { registerRegistryRoutes } from "./routes/registry.ts";
@@ -62,7 +62,9 @@ export function createApp(deps: AppDeps): App {
     },
   });
 
-  const metrics = (deps.metrics ??= createMetrics({ snapshotAgeSeconds: () => deps.snapshots.ageSeconds() }));
+  const metrics = deps.metrics ?? createMetrics({ snapshotAgeSeconds: () => deps.snapshots.ageSeconds() });
+  // Routes see the store through the metrics (errors, entities and features served). A copy: the caller's deps stay as given.
+  deps = { ...deps, metrics, online: instrumentOnlineStore(deps.online, metrics) };
   app.use(requestId({ headerName: "x-request-id" }));
   app.use(async (c, next) => {
     const started = performance.now();

@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { createRoute, z } from "@hono/zod-openapi";
+import type { OnlineStore } from "../online/store.ts";
 import type { App } from "./app.ts";
+import { toApiError } from "./errors.ts";
 
 export interface MetricsOptions {
   /** Seconds since the registry snapshot was last read (deps.snapshots.ageSeconds); sampled at scrape time. */
@@ -140,4 +142,35 @@ export function registerMetricsRoute(app: App, metrics: Metrics): void {
       return c.text(body, 200, { "content-type": contentType });
     },
   );
+}
+
+/**
+ * The online store as routes see it: every call that fails for a reason other than bad input counts as an online store
+ * error, and each answered lookup counts its entity rows and feature values. Wrapping here keeps the store free of metrics.
+ */
+export function instrumentOnlineStore(store: OnlineStore, metrics: Metrics): OnlineStore {
+  const failed = (operation: string) => (e: unknown) => {
+    if (toApiError(e).status >= 500) metrics.onlineError(operation);
+    throw e;
+  };
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      if (prop === "getOnlineFeatures") {
+        const lookup: OnlineStore["getOnlineFeatures"] = (snapshot, req, opts) =>
+          target.getOnlineFeatures(snapshot, req, opts).then((text) => {
+            const rows = Object.values(req.entities)[0]?.length ?? 0;
+            const features =
+              req.features?.length ?? (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ?? 0;
+            metrics.served(snapshot.project, rows, features);
+            return text;
+          }, failed("read"));
+        return lookup;
+      }
+      if (prop === "write" || prop === "ping")
+        return (...args: unknown[]) => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(failed(prop));
+      return value.bind(target);
+    },
+  });
 }
