@@ -7,6 +7,7 @@ import { startServer } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
+import { registerOfflineCommands } from "./offline-commands.ts";
 import { formatPlan, paint } from "./format.ts";
 
 export function buildCli(): Command {
@@ -77,6 +78,7 @@ export function buildCli(): Command {
       });
   }
   registerKeysCommands(program);
+  registerOfflineCommands(program);
   return program;
 }
 

@@ -28,8 +28,19 @@ export function requiredKeys(selection: FeatureSelection): Map<string, KeyType> 
  * `__larder_ts` (timestamptz) and one typed column per join key; `entityColumns` are the entity columns to pass
  * through to the output (already-quoted SQL), before the feature columns.
  */
-export function pitQuery(selection: FeatureSelection, entities: SQL, entityColumns: string[]): SQL {
-  const selects: string[] = [`e.${ident(ORD)}`, ...entityColumns];
+export function pitQuery(selection: FeatureSelection, entities: SQL, entityColumns: string[], ordAlias = ORD): SQL {
+  const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias);
+  return sql`${sql.raw(head)}${entities}${sql.raw(tail)}`;
+}
+
+/** `pitQuery` over an entity relation given as text (a table or a query: no parameters), for cursors. */
+export function pitQueryText(selection: FeatureSelection, entities: string, entityColumns: string[], ordAlias = ORD): string {
+  const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias);
+  return `${head}${entities}${tail}`;
+}
+
+function pitQueryParts(selection: FeatureSelection, entityColumns: string[], ordAlias: string): [string, string] {
+  const selects: string[] = [`e.${ident(ORD)} AS ${ident(ordAlias)}`, ...entityColumns];
   const laterals: string[] = [];
   selection.views.forEach(({ view }, i) => {
     const alias = `v${i}`;
@@ -50,7 +61,7 @@ export function pitQuery(selection: FeatureSelection, entities: SQL, entityColum
     );
     cols.forEach((c, j) => selects.push(`${alias}.${ident(`f${j}`)} AS ${ident(c.name)}`));
   });
-  return sql`SELECT ${sql.raw(selects.join(", "))} FROM ${entities} AS e ${sql.raw(laterals.join(" "))} ORDER BY e.${sql.raw(ident(ORD))}`;
+  return [`SELECT ${selects.join(", ")} FROM `, ` AS e ${laterals.join(" ")} ORDER BY e.${ident(ORD)}`];
 }
 
 export interface HistoricalRequest {
