@@ -33,6 +33,8 @@ export const EnvSchema = z.object({
   LARDER_PG_STATEMENT_TIMEOUT_MS: positiveInt.default(300_000),
   LARDER_MIGRATE: bool.default(true),
   LARDER_DATA_DIR: z.string().min(1).default(".larder"),
+  /** Embedded mode: on a store nobody has applied anything to, `serve` loads the drivers example first (quickstart). */
+  LARDER_DEMO: bool.default(true),
   LARDER_MAX_ENTITY_ROWS: positiveInt.default(1000),
   LARDER_MAX_BODY_BYTES: positiveInt.default(10 * 1024 * 1024),
   LARDER_REGISTRY_POLL_MS: positiveInt.default(2000),

@@ -2,7 +2,9 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { ApiKeyStore, DEFAULT_PEPPER, KeyCache } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
-import { connectPostgres, type Database, openPglite } from "./db/client.ts";
+import { connectPostgres, type Database } from "./db/client.ts";
+import { type DemoResult, demoInstructions, isEmptyStore, runDemo } from "./embedded/demo.ts";
+import { openEmbeddedStores } from "./embedded/stores.ts";
 import { type App, type AppDeps, createApp } from "./http/app.ts";
 import { createMetrics } from "./http/metrics.ts";
 import { Lifecycle } from "./lifecycle.ts";
@@ -22,14 +24,26 @@ export interface Services {
 }
 
 /** Opens the stores the configuration names (external Postgres + Redis, or embedded) and builds the services. */
-export async function openServices(config: Config, logger: Logger): Promise<Services> {
+export async function openServices(
+  config: Config,
+  logger: Logger,
+  /** Embedded mode: what holds the data directory (named when another process finds it busy). */
+  opts: { command?: string } = {},
+): Promise<Services> {
   let database: Database;
   let online: OnlineStore;
   if (config.mode.kind === "external") {
     database = connectPostgres(config.mode.databaseUrl, { statementTimeoutMs: config.LARDER_PG_STATEMENT_TIMEOUT_MS });
     online = new RedisOnlineStore(connectRedis(config.mode.redisUrl), config.LARDER_REDIS_PREFIX);
   } else {
-    throw new Error("embedded mode is not available yet: set DATABASE_URL and REDIS_URL");
+    // Embedded: PGlite databases in LARDER_DATA_DIR behind the same interfaces (see src/embedded/stores.ts).
+    const stores = await openEmbeddedStores(config.mode.dataDir, {
+      command: opts.command ?? "serve",
+      prefix: config.LARDER_REDIS_PREFIX,
+      migrate: false, // below, as for Postgres
+    });
+    database = { ...stores.database, close: stores.close };
+    online = stores.online;
   }
   if (config.LARDER_MIGRATE) await database.migrate();
   const registry = new RegistryService({ db: database.db, logger, introspect: createIntrospector(database.db) });
@@ -75,6 +89,8 @@ export async function startServer(config: Config, logger: Logger): Promise<{ sto
       : "larder starting with Postgres and Redis",
   );
   const services = await openServices(config, logger);
+  // Embedded quickstart: a store nobody has applied anything to gets the drivers example, so a lookup works at once.
+  const demo = await seedEmptyEmbeddedStore(config, services, logger);
   try {
     await services.snapshots.get(config.LARDER_PROJECT);
   } catch (e) {
@@ -96,6 +112,8 @@ export async function startServer(config: Config, logger: Logger): Promise<{ sto
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.PORT;
   logger.info({ port, host: config.HOST, ms: Math.round(performance.now() - started) }, "larder listening");
+  services.database.lock?.setPort(port);
+  if (demo) process.stderr.write(demoInstructions(`http://localhost:${port}`, demo, config.LARDER_PROJECT));
   return {
     port,
     stop: async () => {
@@ -144,4 +162,29 @@ async function startAuth(config: Config, services: Services, logger: Logger): Pr
   }
   cache.start();
   return cache;
+}
+
+/** Runs the demo (src/embedded/demo.ts) when embedded, LARDER_DEMO is on, and no project was ever applied. */
+async function seedEmptyEmbeddedStore(config: Config, services: Services, logger: Logger): Promise<DemoResult | null> {
+  if (config.mode.kind !== "embedded" || !config.LARDER_DEMO || !(await isEmptyStore(services.registry))) return null;
+  logger.info("empty embedded store: loading the drivers example (LARDER_DEMO=false to start empty)");
+  const t0 = performance.now();
+  let result: DemoResult;
+  try {
+    result = await runDemo(
+      {
+        ...services,
+        logger,
+        auth: config.LARDER_AUTH === "disabled" ? null : { pepper: config.LARDER_API_KEY_PEPPER ?? DEFAULT_PEPPER },
+      },
+      config.LARDER_PROJECT,
+      (line) => logger.info(line),
+    );
+  } catch (e) {
+    // The server is still useful without the demo: say why, and start.
+    logger.error({ err: (e as Error).message }, "could not load the demo; starting with what the store holds");
+    return null;
+  }
+  logger.info({ project: result.project, ms: Math.round(performance.now() - t0) }, "demo loaded");
+  return result;
 }

@@ -6,6 +6,7 @@ import { createLogger } from "../logger.ts";
 import { startServer } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
+import { registerDemoCommands } from "./demo-commands.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
 import { formatPlan, paint } from "./format.ts";
@@ -78,6 +79,7 @@ export function buildCli(): Command {
       });
   }
   registerKeysCommands(program);
+  registerDemoCommands(program);
   registerOfflineCommands(program);
   return program;
 }
