@@ -3,7 +3,7 @@ import { serve } from "@hono/node-server";
 import { ApiKeyStore, DEFAULT_PEPPER, KeyCache } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
 import { connectPostgres, type Database } from "./db/client.ts";
-import { type DemoResult, demoInstructions, isEmptyStore, runDemo } from "./embedded/demo.ts";
+import { baseUrlFor, type DemoResult, demoInstructions, isEmptyStore, runDemo } from "./embedded/demo.ts";
 import { openEmbeddedStores } from "./embedded/stores.ts";
 import { type App, type AppDeps, createApp } from "./http/app.ts";
 import { createMetrics } from "./http/metrics.ts";
@@ -113,7 +113,7 @@ export async function startServer(config: Config, logger: Logger): Promise<{ sto
   const port = typeof address === "object" && address ? address.port : config.PORT;
   logger.info({ port, host: config.HOST, ms: Math.round(performance.now() - started) }, "larder listening");
   services.database.lock?.setPort(port);
-  if (demo) process.stderr.write(demoInstructions(`http://localhost:${port}`, demo, config.LARDER_PROJECT));
+  if (demo) process.stderr.write(demoInstructions(baseUrlFor(config.HOST, port), demo, config.LARDER_PROJECT));
   return {
     port,
     stop: async () => {

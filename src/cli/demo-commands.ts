@@ -3,7 +3,7 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import { DEFAULT_PEPPER } from "../auth/keys.ts";
 import { loadConfig } from "../config.ts";
-import { demoInstructions, EXAMPLE_DIR, EXAMPLE_FILES, runDemo } from "../embedded/demo.ts";
+import { baseUrlFor, demoInstructions, EXAMPLE_DIR, EXAMPLE_FILES, runDemo } from "../embedded/demo.ts";
 import { openServices } from "../server.ts";
 import { CliError, cliLogger } from "./context.ts";
 import { paint } from "./format.ts";
@@ -68,7 +68,7 @@ export function registerDemoCommands(program: Command): void {
         );
         const where = config.mode.kind === "embedded" ? `embedded store in ${config.mode.dataDir}` : "DATABASE_URL and REDIS_URL";
         console.log(`done (${where}). Start the server with \`npm start\` (or \`npx larder serve\`), then:`);
-        console.log(demoInstructions(`http://localhost:${config.PORT}`, result, config.LARDER_PROJECT));
+        console.log(demoInstructions(baseUrlFor(config.HOST, config.PORT), result, config.LARDER_PROJECT));
       } finally {
         await services.close();
       }

@@ -106,6 +106,12 @@ export async function isEmptyStore(registry: RegistryService): Promise<boolean> 
   return (await registry.listProjects()).length === 0;
 }
 
+/** The address to show people for a server bound to `host`: a wildcard bind is reached as localhost. */
+export function baseUrlFor(host: string, port: number): string {
+  const h = host === "0.0.0.0" || host === "::" || host === "" ? "localhost" : host.includes(":") ? `[${host}]` : host;
+  return `http://${h}:${port}`;
+}
+
 /** The ready-to-paste lookup, for a server at `baseUrl` whose default project is `defaultProject`. */
 export function demoCurl(baseUrl: string, result: Pick<DemoResult, "project" | "key">, defaultProject: string): string {
   const route = result.project === defaultProject ? "/get-online-features" : `/v1/projects/${result.project}/online-features`;
