@@ -55,6 +55,9 @@ export function connectPostgres(url: string, opts: PgOptions = {}): Database {
   });
   // An idle client losing its connection (Postgres restarted) must not crash the process.
   pool.on("error", () => {});
+  // A checked-out client (in a transaction, between queries) losing its connection emits "error" too: without a
+  // listener that would end the process. Its next query fails instead, and the pool drops it when it is released.
+  pool.on("connect", (client) => client.on("error", () => {}));
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     db,

@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import type { ColumnTypes, SourceIntrospector } from "../registry/validate.ts";
-import { pgMessage } from "../db/errors.ts";
+import { isConnectionError, pgMessage } from "../db/errors.ts";
+import { unavailable } from "../errors.ts";
 import { checkSourceQuery, sourceRelation } from "./sql.ts";
 
 interface FieldInfo {
@@ -34,6 +35,8 @@ export function createIntrospector(db: Db): SourceIntrospector {
       });
       return { columns };
     } catch (e) {
+      // The database being down says nothing about the definitions: a 503, not a list of "bad" sources.
+      if (isConnectionError(e)) throw unavailable(`the offline database is unavailable: ${pgMessage(e)}`);
       const msg = pgMessage(e);
       return { error: src.table ? `table ${src.table} cannot be read: ${msg}` : `query cannot be run: ${msg}` };
     }

@@ -33,7 +33,11 @@ type Spec = Record<string, unknown>;
 
 /** Arrays of named objects (a view's schema) are compared by name, so a reorder or one changed dtype reads plainly. */
 function isNamedList(v: unknown): v is { name: string }[] {
-  return Array.isArray(v) && v.length > 0 && v.every((x) => x && typeof x === "object" && typeof (x as Spec).name === "string");
+  return (
+    Array.isArray(v) &&
+    v.length > 0 &&
+    v.every((x) => x && typeof x === "object" && typeof (x as Spec).name === "string")
+  );
 }
 
 function diffValue(path: string, from: unknown, to: unknown, out: FieldChange[]) {

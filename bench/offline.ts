@@ -1,0 +1,364 @@
+/**
+ * `npm run bench:offline`: the offline store against floors measured in the same run.
+ *
+ * 1. Materialisation of 1,000,000 rows × 10 features (1,000,000 entities, one window) into Redis, next to a floor:
+ *    the same DISTINCT ON query read with a bare `pg` cursor and written with bare ioredis pipelines (SET of a JSON
+ *    value per key). Each run is its own child process, so its peak RSS is its own. Best of two runs each.
+ * 2. Historical retrieval of 100,000 entity rows against three views of 1,000,000 rows each (ttls 1d, 7d, 0), next
+ *    to the same join written by hand as one SQL query (unnest + LATERAL … LIMIT 1) run with bare `pg`.
+ *    Larder is timed as a service call and through the HTTP app (JSON in and out). Best of two runs each.
+ *
+ * Uses its own database (created and dropped) and Redis prefix (deleted). Env: BENCH_PG_ADMIN
+ * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import pg from "pg";
+
+const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const HIST_ENTITIES = 100_000;
+const HIST_ROWS_PER_ENTITY = Math.max(1, Math.round(ROWS / HIST_ENTITIES));
+const ENTITY_ROWS = 100_000;
+const PROJECT = "bench";
+const WINDOW = { start: "2025-01-01T00:00:00Z", end: "2025-01-02T00:00:00Z" };
+const FEATURES = [
+  ["f0", "real", "float32"],
+  ["f1", "real", "float32"],
+  ["f2", "real", "float32"],
+  ["f3", "real", "float32"],
+  ["f4", "bigint", "int64"],
+  ["f5", "bigint", "int64"],
+  ["f6", "bigint", "int64"],
+  ["f7", "double precision", "float64"],
+  ["f8", "double precision", "float64"],
+  ["f9", "text", "string"],
+] as const;
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+// ---------------------------------------------------------------- child phases
+
+interface PhaseResult {
+  ms: number;
+  rows: number;
+  maxRssMb: number;
+  extra?: Record<string, number>;
+}
+
+function finish(r: Omit<PhaseResult, "maxRssMb">): never {
+  const out: PhaseResult = { ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+  process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
+  process.exit(0);
+}
+
+async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
+  const { windowQuery } = await import("../src/offline/materialize.ts");
+  const { snap } = await openBench(dbUrl);
+  const view = snap.views.get("mat")!;
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  const redis = new Redis(REDIS_URL);
+  const t0 = performance.now();
+  await client.query("BEGIN");
+  await client.query("SET LOCAL TIME ZONE 'UTC'");
+  await client.query(`DECLARE c NO SCROLL CURSOR FOR ${windowQuery(view, Date.parse(WINDOW.start) * 1000, Date.parse(WINDOW.end) * 1000)}`);
+  let rows = 0;
+  for (;;) {
+    const res = await client.query("FETCH 5000 FROM c");
+    if (res.rows.length === 0) break;
+    const p = redis.pipeline();
+    for (const r of res.rows) {
+      const values = FEATURES.map((_, j) => r[`f${j}`]);
+      p.set(`${prefix}floor:${r.k0}`, JSON.stringify([r.__ts_us, r.__cr_us, values]));
+    }
+    await p.exec();
+    rows += res.rows.length;
+  }
+  await client.query("COMMIT");
+  const ms = performance.now() - t0;
+  await client.end();
+  redis.disconnect();
+  finish({ ms, rows });
+}
+
+async function openBench(dbUrl: string) {
+  const { connectPostgres } = await import("../src/db/client.ts");
+  const { RegistryService } = await import("../src/registry/service.ts");
+  const { silentLogger } = await import("../src/logger.ts");
+  const database = connectPostgres(dbUrl);
+  const logger = silentLogger();
+  const registry = new RegistryService({ db: database.db, logger, introspect: async () => ({ columns: new Map() }) });
+  const snap = await registry.loadSnapshot(PROJECT);
+  return { database, registry, logger, snap };
+}
+
+async function phaseLarderMaterialize(dbUrl: string, prefix: string) {
+  const { Materializer } = await import("../src/offline/materialize.ts");
+  const { RedisOnlineStore, connectRedis } = await import("../src/online/redis-store.ts");
+  const { database, logger, snap } = await openBench(dbUrl);
+  const online = new RedisOnlineStore(connectRedis(REDIS_URL, 30_000), prefix);
+  const m = new Materializer({ db: database.db, online, logger });
+  const t0 = performance.now();
+  const { jobs } = await m.materialize(snap, { kind: "window", start: WINDOW.start, end: WINDOW.end, views: ["mat"] });
+  const ms = performance.now() - t0;
+  const job = jobs[0]!;
+  if (job.status !== "succeeded") throw new Error(`job failed: ${job.error}`);
+  await online.close();
+  await database.close();
+  finish({ ms, rows: job.rows_written, extra: { rows_read: job.rows_read } });
+}
+
+/** The entity dataframe: deterministic (an LCG), entities and times spread over the data. */
+function entityDf(): { entity_id: number[]; event_timestamp: string[] } {
+  let s = 42;
+  const rnd = () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s / 2 ** 32;
+  };
+  const base = Date.parse("2025-01-01T00:00:00Z");
+  const ids: number[] = [];
+  const ts: string[] = [];
+  for (let i = 0; i < ENTITY_ROWS; i++) {
+    ids.push(1 + Math.floor(rnd() * HIST_ENTITIES * 1.05)); // some unknown entities
+    ts.push(new Date(base + Math.floor(rnd() * (HIST_ROWS_PER_ENTITY + 2) * 6 * 3600_000)).toISOString());
+  }
+  return { entity_id: ids, event_timestamp: ts };
+}
+
+const HIST_FEATURES = ["h1:a", "h1:b", "h1:c", "h2:a", "h2:b", "h2:c", "h3:a", "h3:b", "h3:c"];
+
+async function phaseHandHistorical(dbUrl: string) {
+  const df = entityDf();
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  const lateral = (t: string, alias: string, ttl: string | null) =>
+    `LEFT JOIN LATERAL (SELECT s.a, s.b, s.c FROM public.${t} s WHERE s.entity_id = e.id AND s.ts <= e.ts` +
+    (ttl ? ` AND s.ts >= e.ts - interval '${ttl}'` : "") +
+    ` ORDER BY s.ts DESC, s.created DESC LIMIT 1) ${alias} ON true`;
+  const q = `SELECT e.ord, e.id, e.ts, v1.a AS h1_a, v1.b AS h1_b, v1.c AS h1_c, v2.a AS h2_a, v2.b AS h2_b, v2.c AS h2_c,
+      v3.a AS h3_a, v3.b AS h3_b, v3.c AS h3_c
+    FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS e(id, ts, ord)
+    ${lateral("hist_1", "v1", "1 day")} ${lateral("hist_2", "v2", "7 days")} ${lateral("hist_3", "v3", null)}
+    ORDER BY e.ord`;
+  const t0 = performance.now();
+  const res = await client.query(q, [df.entity_id, df.event_timestamp]);
+  const ms = performance.now() - t0;
+  const nonNull = res.rows.filter((r) => r.h1_a !== null).length;
+  await client.end();
+  finish({ ms, rows: res.rows.length, extra: { h1_present: nonNull } });
+}
+
+async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
+  const { historicalFeatures } = await import("../src/offline/pit.ts");
+  const { database, registry, logger, snap } = await openBench(dbUrl);
+  const df = entityDf();
+  const req = { entity_df: df as Record<string, unknown[]>, features: HIST_FEATURES, full_feature_names: true };
+  let ms: number;
+  let rows: number;
+  let present: number;
+  if (mode === "service") {
+    const t0 = performance.now();
+    const out = await historicalFeatures(database.db, snap, req);
+    ms = performance.now() - t0;
+    rows = out.df.entity_id!.length;
+    present = out.df.h1__a!.filter((v) => v !== null).length;
+  } else {
+    const { createApp } = await import("../src/http/app.ts");
+    const { SnapshotCache } = await import("../src/registry/snapshot-cache.ts");
+    const snapshots = new SnapshotCache({ registry, logger, pollMs: 3_600_000 });
+    await snapshots.get(PROJECT);
+    const online = { write: async () => ({ written: 0, skipped: 0 }), ping: async () => {}, close: async () => {} } as never;
+    const app = createApp({
+      logger,
+      db: database.db,
+      registry,
+      snapshots,
+      online,
+      defaultProject: PROJECT,
+      limits: { maxBodyBytes: 64 * 1024 * 1024, maxEntityRows: 1000 },
+    });
+    const t0 = performance.now();
+    const res = await app.request(`/v1/projects/${PROJECT}/historical-features`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(req),
+    });
+    const body = (await res.json()) as { df: Record<string, unknown[]> };
+    ms = performance.now() - t0;
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+    rows = body.df.entity_id!.length;
+    present = body.df.h1__a!.filter((v) => v !== null).length;
+  }
+  await database.close();
+  finish({ ms, rows, extra: { h1_present: present } });
+}
+
+// ---------------------------------------------------------------- orchestration
+
+function runPhase(args: string[]): Promise<PhaseResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, LARDER_AUTH: "disabled" },
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => {
+      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+      if (code === 0 && line) resolve(JSON.parse(line.slice(7)) as PhaseResult);
+      else reject(new Error(`phase ${args[0]} failed (${code}):\n${out}`));
+    });
+  });
+}
+
+async function clearPrefix(redis: Redis, prefix: string) {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== "0");
+}
+
+async function setup(dbUrl: string) {
+  const { connectPostgres } = await import("../src/db/client.ts");
+  const { RegistryService } = await import("../src/registry/service.ts");
+  const { createIntrospector } = await import("../src/offline/introspect.ts");
+  const { silentLogger } = await import("../src/logger.ts");
+  const c = new pg.Client({ connectionString: dbUrl });
+  await c.connect();
+  const t0 = performance.now();
+  await c.query(`CREATE TABLE public.bench_mat (entity_id bigint, ts timestamptz, created timestamptz,
+    ${FEATURES.map(([n, t]) => `${n} ${t}`).join(", ")})`);
+  await c.query(`INSERT INTO public.bench_mat
+    SELECT g, timestamptz '${WINDOW.start}' + (g % 86000) * interval '1 second', timestamptz '${WINDOW.start}' + (g % 86000) * interval '1 second',
+      random(), random(), random(), random(), (random() * 1e9)::bigint, (random() * 1e6)::bigint, g,
+      random() * 1000, random(), 'category_' || (g % 97)
+    FROM generate_series(1, ${ROWS}) g`);
+  for (const t of ["hist_1", "hist_2", "hist_3"]) {
+    await c.query(`CREATE TABLE public.${t} (entity_id bigint, ts timestamptz, created timestamptz, a real, b bigint, c double precision)`);
+    // every entity has an event every ~6h (jittered), so ttls of 1d and 7d both cut
+    await c.query(`INSERT INTO public.${t}
+      SELECT e, timestamptz '${WINDOW.start}' + (k * 6 * 3600 + (random() * 3600)::int) * interval '1 second', now(),
+        random(), (random() * 1e6)::bigint, random() * 100
+      FROM generate_series(1, ${HIST_ENTITIES}) e, generate_series(0, ${HIST_ROWS_PER_ENTITY - 1}) k`);
+    await c.query(`CREATE INDEX ON public.${t} (entity_id, ts)`);
+  }
+  await c.query("ANALYZE");
+  await c.end();
+  log(`data: ${ROWS.toLocaleString()} rows to materialise, 3 × ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows to join (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+
+  const database = connectPostgres(dbUrl);
+  await database.migrate();
+  const registry = new RegistryService({ db: database.db, logger: silentLogger(), introspect: createIntrospector(database.db) });
+  const hist = (name: string, table: string, ttl: string | number) => ({
+    name,
+    entities: ["driver"],
+    source: `${table}_src`,
+    ttl,
+    schema: [
+      { name: "a", dtype: "float32" },
+      { name: "b", dtype: "int64" },
+      { name: "c", dtype: "float64" },
+    ],
+  });
+  const src = (table: string) => ({ name: `${table}_src`, kind: "postgres", table: `public.${table}`, timestamp_field: "ts", created_timestamp_field: "created" });
+  await registry.apply(PROJECT, {
+    entities: [{ name: "driver", join_key: "entity_id", value_type: "int64" }],
+    data_sources: [src("bench_mat"), src("hist_1"), src("hist_2"), src("hist_3")],
+    feature_views: [
+      { name: "mat", entities: ["driver"], source: "bench_mat_src", ttl: 0, schema: FEATURES.map(([n, , d]) => ({ name: n, dtype: d })) },
+      hist("h1", "hist_1", "1d"),
+      hist("h2", "hist_2", "7d"),
+      hist("h3", "hist_3", 0),
+    ],
+  });
+  await database.close();
+}
+
+async function main() {
+  const tag = randomBytes(4).toString("hex");
+  const dbName = `larder_bench_offline_${tag}`;
+  const dbUrl = ADMIN.replace(/\/[^/]*$/, `/${dbName}`);
+  const prefix = `larder_bench_offline:${tag}:`;
+  const admin = new pg.Client({ connectionString: ADMIN });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const redis = new Redis(REDIS_URL);
+  const started = performance.now();
+  try {
+    await setup(dbUrl);
+    if (process.env.BENCH_SETUP_ONLY) return;
+    const floor: PhaseResult[] = [];
+    const larder: PhaseResult[] = [];
+    for (let i = 0; i < 2; i++) {
+      log(`materialise: floor run ${i + 1}`);
+      floor.push(await runPhase(["floor-mat", dbUrl, `${prefix}f${i}:`]));
+      await clearPrefix(redis, `${prefix}f${i}:`);
+      log(`materialise: larder run ${i + 1}`);
+      larder.push(await runPhase(["larder-mat", dbUrl, `${prefix}l${i}:`]));
+      await clearPrefix(redis, `${prefix}l${i}:`);
+    }
+    const hand: PhaseResult[] = [];
+    const svc: PhaseResult[] = [];
+    const http: PhaseResult[] = [];
+    for (let i = 0; i < 2; i++) {
+      log(`historical: run ${i + 1}`);
+      hand.push(await runPhase(["hand-hist", dbUrl]));
+      svc.push(await runPhase(["larder-hist", dbUrl, "service"]));
+      http.push(await runPhase(["larder-hist", dbUrl, "http"]));
+    }
+    const best = (rs: PhaseResult[]) => rs.reduce((a, b) => (b.ms < a.ms ? b : a));
+    const f = best(floor);
+    const l = best(larder);
+    const rate = (r: PhaseResult) => (r.rows / r.ms) * 1000;
+    const peak = (rs: PhaseResult[]) => Math.max(...rs.map((r) => r.maxRssMb));
+    const h = best(hand);
+    const s = best(svc);
+    const w = best(http);
+    if (s.extra?.h1_present !== h.extra?.h1_present || w.extra?.h1_present !== h.extra?.h1_present)
+      throw new Error(`historical answers differ: hand ${h.extra?.h1_present}, service ${s.extra?.h1_present}, http ${w.extra?.h1_present} non-null h1 values`);
+    const pad = (x: string, n: number) => x.padEnd(n);
+    const lines = [
+      "",
+      `Materialisation: ${ROWS.toLocaleString()} rows × ${FEATURES.length} features, one window, into Redis (best of 2)`,
+      `  ${pad("", 34)}${pad("rows/s", 12)}${pad("seconds", 10)}peak RSS (MB)`,
+      `  ${pad("floor (bare pg cursor + ioredis)", 34)}${pad(Math.round(rate(f)).toLocaleString(), 12)}${pad((f.ms / 1000).toFixed(1), 10)}${peak(floor).toFixed(0)}`,
+      `  ${pad("larder materialize", 34)}${pad(Math.round(rate(l)).toLocaleString(), 12)}${pad((l.ms / 1000).toFixed(1), 10)}${peak(larder).toFixed(0)}`,
+      `  ratio larder/floor: ${(rate(l) / rate(f)).toFixed(2)}× (target ≥ 0.70×); larder peak RSS ${peak(larder).toFixed(0)} MB (target < 300 MB)`,
+      "",
+      `Historical retrieval: ${ENTITY_ROWS.toLocaleString()} entity rows × 3 views of ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows (best of 2)`,
+      `  ${pad("", 34)}${pad("seconds", 10)}ratio to hand-written SQL`,
+      `  ${pad("hand-written SQL (bare pg)", 34)}${pad((h.ms / 1000).toFixed(2), 10)}1.00×`,
+      `  ${pad("larder service", 34)}${pad((s.ms / 1000).toFixed(2), 10)}${(s.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
+      `  ${pad("larder HTTP (JSON in and out)", 34)}${pad((w.ms / 1000).toFixed(2), 10)}${(w.ms / h.ms).toFixed(2)}×`,
+      `  non-null h1 values: ${h.extra?.h1_present?.toLocaleString()} of ${h.rows.toLocaleString()} (same in all three)`,
+      "",
+      `total ${((performance.now() - started) / 1000).toFixed(0)}s`,
+    ];
+    console.log(lines.join("\n"));
+  } finally {
+    await clearPrefix(redis, prefix).catch(() => {});
+    redis.disconnect();
+    if (process.env.BENCH_KEEP_DB) log(`kept database ${dbName}`);
+    else await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
+    await admin.end();
+  }
+}
+
+const [phase, ...args] = process.argv.slice(2);
+const phases: Record<string, () => Promise<void>> = {
+  "floor-mat": () => phaseFloorMaterialize(args[0]!, args[1]!),
+  "larder-mat": () => phaseLarderMaterialize(args[0]!, args[1]!),
+  "hand-hist": () => phaseHandHistorical(args[0]!),
+  "larder-hist": () => phaseLarderHistorical(args[0]!, args[1] === "http" ? "http" : "service"),
+};
+const run = phase ? phases[phase] : main;
+if (!run) throw new Error(`unknown phase ${phase}`);
+run().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
