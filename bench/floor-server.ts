@@ -24,7 +24,8 @@ app.post("/get-online-features", async (c) => {
   const refs = body.features.map((r) => r.split(":") as [string, string]);
   const viewNames = [...new Set(refs.map(([v]) => v))];
   const keys: string[] = [];
-  for (const v of viewNames) for (const id of ids) keys.push(onlineKey(prefix, project, v, entityPart([keyName], [id])));
+  for (const v of viewNames)
+    for (const id of ids) keys.push(onlineKey(prefix, project, v, entityPart([keyName], [id])));
   const raw = await redis.mget(keys);
   const decoded = new Map<string, ({ ts: string; values: unknown[] } | null)[]>();
   viewNames.forEach((v, vi) => {

@@ -64,7 +64,9 @@ async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
   const t0 = performance.now();
   await client.query("BEGIN");
   await client.query("SET LOCAL TIME ZONE 'UTC'");
-  await client.query(`DECLARE c NO SCROLL CURSOR FOR ${windowQuery(view, Date.parse(WINDOW.start) * 1000, Date.parse(WINDOW.end) * 1000)}`);
+  await client.query(
+    `DECLARE c NO SCROLL CURSOR FOR ${windowQuery(view, Date.parse(WINDOW.start) * 1000, Date.parse(WINDOW.end) * 1000)}`,
+  );
   let rows = 0;
   for (;;) {
     const res = await client.query("FETCH 5000 FROM c");
@@ -170,7 +172,11 @@ async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
     const { SnapshotCache } = await import("../src/registry/snapshot-cache.ts");
     const snapshots = new SnapshotCache({ registry, logger, pollMs: 3_600_000 });
     await snapshots.get(PROJECT);
-    const online = { write: async () => ({ written: 0, skipped: 0 }), ping: async () => {}, close: async () => {} } as never;
+    const online = {
+      write: async () => ({ written: 0, skipped: 0 }),
+      ping: async () => {},
+      close: async () => {},
+    } as never;
     const app = createApp({
       logger,
       db: database.db,
@@ -239,7 +245,9 @@ async function setup(dbUrl: string) {
       random() * 1000, random(), 'category_' || (g % 97)
     FROM generate_series(1, ${ROWS}) g`);
   for (const t of ["hist_1", "hist_2", "hist_3"]) {
-    await c.query(`CREATE TABLE public.${t} (entity_id bigint, ts timestamptz, created timestamptz, a real, b bigint, c double precision)`);
+    await c.query(
+      `CREATE TABLE public.${t} (entity_id bigint, ts timestamptz, created timestamptz, a real, b bigint, c double precision)`,
+    );
     // every entity has an event every ~6h (jittered), so ttls of 1d and 7d both cut
     await c.query(`INSERT INTO public.${t}
       SELECT e, timestamptz '${WINDOW.start}' + (k * 6 * 3600 + (random() * 3600)::int) * interval '1 second', now(),
@@ -249,11 +257,17 @@ async function setup(dbUrl: string) {
   }
   await c.query("ANALYZE");
   await c.end();
-  log(`data: ${ROWS.toLocaleString()} rows to materialise, 3 × ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows to join (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+  log(
+    `data: ${ROWS.toLocaleString()} rows to materialise, 3 × ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows to join (${((performance.now() - t0) / 1000).toFixed(1)}s)`,
+  );
 
   const database = connectPostgres(dbUrl);
   await database.migrate();
-  const registry = new RegistryService({ db: database.db, logger: silentLogger(), introspect: createIntrospector(database.db) });
+  const registry = new RegistryService({
+    db: database.db,
+    logger: silentLogger(),
+    introspect: createIntrospector(database.db),
+  });
   const hist = (name: string, table: string, ttl: string | number) => ({
     name,
     entities: ["driver"],
@@ -265,12 +279,24 @@ async function setup(dbUrl: string) {
       { name: "c", dtype: "float64" },
     ],
   });
-  const src = (table: string) => ({ name: `${table}_src`, kind: "postgres", table: `public.${table}`, timestamp_field: "ts", created_timestamp_field: "created" });
+  const src = (table: string) => ({
+    name: `${table}_src`,
+    kind: "postgres",
+    table: `public.${table}`,
+    timestamp_field: "ts",
+    created_timestamp_field: "created",
+  });
   await registry.apply(PROJECT, {
     entities: [{ name: "driver", join_key: "entity_id", value_type: "int64" }],
     data_sources: [src("bench_mat"), src("hist_1"), src("hist_2"), src("hist_3")],
     feature_views: [
-      { name: "mat", entities: ["driver"], source: "bench_mat_src", ttl: 0, schema: FEATURES.map(([n, , d]) => ({ name: n, dtype: d })) },
+      {
+        name: "mat",
+        entities: ["driver"],
+        source: "bench_mat_src",
+        ttl: 0,
+        schema: FEATURES.map(([n, , d]) => ({ name: n, dtype: d })),
+      },
       hist("h1", "hist_1", "1d"),
       hist("h2", "hist_2", "7d"),
       hist("h3", "hist_3", 0),
@@ -320,7 +346,9 @@ async function main() {
     const s = best(svc);
     const w = best(http);
     if (s.extra?.h1_present !== h.extra?.h1_present || w.extra?.h1_present !== h.extra?.h1_present)
-      throw new Error(`historical answers differ: hand ${h.extra?.h1_present}, service ${s.extra?.h1_present}, http ${w.extra?.h1_present} non-null h1 values`);
+      throw new Error(
+        `historical answers differ: hand ${h.extra?.h1_present}, service ${s.extra?.h1_present}, http ${w.extra?.h1_present} non-null h1 values`,
+      );
     const pad = (x: string, n: number) => x.padEnd(n);
     const lines = [
       "",

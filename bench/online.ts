@@ -25,7 +25,18 @@ const ENTITIES = 10_000;
 const PROJECT = "bench";
 const VIEWS = 5;
 const PER_VIEW = 10;
-const DTYPES = ["float32", "float32", "float32", "float32", "int64", "int64", "int64", "string", "string", "bool"] as const;
+const DTYPES = [
+  "float32",
+  "float32",
+  "float32",
+  "float32",
+  "int64",
+  "int64",
+  "int64",
+  "string",
+  "string",
+  "bool",
+] as const;
 
 const tag = randomBytes(4).toString("hex");
 const dbName = `larder_bench_online_${tag}`;
@@ -37,7 +48,11 @@ const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const col = (v: number, f: number) => `c${v * PER_VIEW + f}`;
 
 function start(name: string, args: string[], env: Record<string, string>, ready: RegExp | null): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.push(child);
   return new Promise((resolve, reject) => {
     if (!ready) resolve(child);
@@ -51,7 +66,10 @@ function start(name: string, args: string[], env: Record<string, string>, ready:
       out += d.toString();
       process.stderr.write(`[${name}] ${d}`);
     });
-    child.on("exit", (code) => code !== null && reject(new Error(`${name} exited (${code}) before it was ready:\n${out}`)));
+    child.on(
+      "exit",
+      (code) => code !== null && reject(new Error(`${name} exited (${code}) before it was ready:\n${out}`)),
+    );
   });
 }
 
@@ -80,7 +98,9 @@ async function post(port: number, p: string, body: unknown): Promise<unknown> {
 function definitions() {
   return {
     entities: [{ name: "driver", join_key: "driver_id", value_type: "int64" }],
-    data_sources: [{ name: "bench_src", kind: "postgres", table: "public.bench_src", timestamp_field: "event_timestamp" }],
+    data_sources: [
+      { name: "bench_src", kind: "postgres", table: "public.bench_src", timestamp_field: "event_timestamp" },
+    ],
     feature_views: Array.from({ length: VIEWS }, (_, v) => ({
       name: `bench_v${v}`,
       entities: ["driver"],
@@ -176,7 +196,10 @@ function run(port: number, list: string[], seconds: number, rate?: number): Prom
 async function check(ours: number, floor: number, s: Scenario): Promise<void> {
   // both must answer the same values: the floor is only a floor if it does the same work
   const body = JSON.parse(bodies(s)[0]!);
-  const [a, b] = (await Promise.all([post(ours, "/get-online-features", body), post(floor, "/get-online-features", body)])) as {
+  const [a, b] = (await Promise.all([
+    post(ours, "/get-online-features", body),
+    post(floor, "/get-online-features", body),
+  ])) as {
     results: { values: unknown[]; statuses: string[] }[];
   }[];
   if (JSON.stringify(a!.results.map((r) => r.values)) !== JSON.stringify(b!.results.map((r) => r.values)))
@@ -193,7 +216,8 @@ async function main() {
   await db.query(
     `CREATE TABLE public.bench_src (driver_id bigint, event_timestamp timestamptz, ${Array.from(
       { length: VIEWS * PER_VIEW },
-      (_, i) => `c${i} ${({ float32: "real", int64: "bigint", string: "text", bool: "boolean" } as const)[DTYPES[i % PER_VIEW]!]}`,
+      (_, i) =>
+        `c${i} ${({ float32: "real", int64: "bigint", string: "text", bool: "boolean" } as const)[DTYPES[i % PER_VIEW]!]}`,
     ).join(", ")})`,
   );
   await db.end();
@@ -282,7 +306,9 @@ async function main() {
     ];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-    console.log(`\nOnline lookups, ${CONNECTIONS} connections, ${SECONDS}s per measurement (targets: throughput ratio ≥ 0.8 for 1×…, > 1 for 100×…; p99 ratio ≤ 1)`);
+    console.log(
+      `\nOnline lookups, ${CONNECTIONS} connections, ${SECONDS}s per measurement (targets: throughput ratio ≥ 0.8 for 1×…, > 1 for 100×…; p99 ratio ≤ 1)`,
+    );
     console.log(line(head));
     console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
     for (const r of rows) console.log(line(r));

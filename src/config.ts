@@ -45,7 +45,9 @@ export const EnvSchema = z.object({
 
 export type Env = z.infer<typeof EnvSchema>;
 
-export type StoreMode = { kind: "external"; databaseUrl: string; redisUrl: string } | { kind: "embedded"; dataDir: string };
+export type StoreMode =
+  | { kind: "external"; databaseUrl: string; redisUrl: string }
+  | { kind: "embedded"; dataDir: string };
 
 export type Config = Env & { mode: StoreMode };
 

@@ -9,9 +9,9 @@ import { type App, type AppDeps, createApp } from "./http/app.ts";
 import { createMetrics } from "./http/metrics.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
+import { createIntrospector } from "./offline/introspect.ts";
 import { connectRedis, RedisOnlineStore } from "./online/redis-store.ts";
 import type { OnlineStore } from "./online/store.ts";
-import { createIntrospector } from "./offline/introspect.ts";
 import { RegistryService } from "./registry/service.ts";
 import { SnapshotCache } from "./registry/snapshot-cache.ts";
 
@@ -80,7 +80,10 @@ export function buildApp(
 }
 
 /** Starts the HTTP server; resolves with a function that stops it gracefully. */
-export async function startServer(config: Config, logger: Logger): Promise<{ stop: () => Promise<void>; port: number }> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+): Promise<{ stop: () => Promise<void>; port: number }> {
   const started = performance.now();
   logger.info(
     { mode: config.mode.kind, project: config.LARDER_PROJECT },
@@ -145,7 +148,9 @@ export async function startServer(config: Config, logger: Logger): Promise<{ sto
 /** API-key auth, unless LARDER_AUTH=disabled (then a warning: anyone who reaches the port can do anything). */
 async function startAuth(config: Config, services: Services, logger: Logger): Promise<KeyCache | null> {
   if (config.LARDER_AUTH === "disabled") {
-    logger.warn("LARDER_AUTH=disabled: API keys are not checked; every endpoint is open to anyone who can reach the server");
+    logger.warn(
+      "LARDER_AUTH=disabled: API keys are not checked; every endpoint is open to anyone who can reach the server",
+    );
     return null;
   }
   const pepper = config.LARDER_API_KEY_PEPPER ?? DEFAULT_PEPPER;

@@ -90,7 +90,11 @@ describe("without a usable key", () => {
     ["a key of the wrong shape", "Bearer not-a-key"],
     ["a well-shaped unknown key", `Bearer lk_0123456789abcdef_${"0".repeat(64)}`],
   ])("refuses %s with 401", async (_what, header) => {
-    expectError(await t.call("POST", "/get-online-features", LOOKUP, { authorization: header }), 401, "unauthenticated");
+    expectError(
+      await t.call("POST", "/get-online-features", LOOKUP, { authorization: header }),
+      401,
+      "unauthenticated",
+    );
   });
 
   it("refuses a known id with the wrong secret", async () => {
@@ -243,7 +247,9 @@ describe("secrecy", () => {
     logLines.length = 0;
     await t.call("GET", "/v1/projects/demo/feature-views", undefined, bearer(key.read!));
     await t.call("POST", "/push", PUSH, bearer(key.read!));
-    await t.call("GET", "/v1/projects/demo/entities", undefined, { authorization: `Bearer ${key.admin!.slice(0, -1)}x` });
+    await t.call("GET", "/v1/projects/demo/entities", undefined, {
+      authorization: `Bearer ${key.admin!.slice(0, -1)}x`,
+    });
     const requests = logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
     expect(requests).toHaveLength(3);
     expect(requests[0]).toMatchObject({

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { createTestDatabase, EXAMPLE_DEFINITIONS, loadExampleData, type TestDatabase } from "./support/db.ts";
 import { runCli, startServerProcess } from "./support/process.ts";
@@ -98,7 +98,10 @@ describe("larder serve", () => {
       expect(docs.headers.get("content-type")).toMatch(/text\/html/);
       const doc = await fetch(`${server.url}/openapi.json`);
       expect(((await doc.json()) as { paths: Record<string, unknown> }).paths["/health"]).toBeDefined();
-      const first = server.output().split("\n").find((l) => l.trim());
+      const first = server
+        .output()
+        .split("\n")
+        .find((l) => l.trim());
       expect(JSON.parse(first!).msg).toMatch(/Postgres and Redis/);
     } finally {
       expect(await server.stop()).toBe(0);

@@ -40,7 +40,14 @@ afterAll(async () => {
 
 const SEP = "\x1f";
 let n = 0;
-const entry = (key: string, eventTs: number, createdTs: number, payload: string, layout = "L1", expireAtMs: number | null = null): OnlineKvEntry => ({
+const entry = (
+  key: string,
+  eventTs: number,
+  createdTs: number,
+  payload: string,
+  layout = "L1",
+  expireAtMs: number | null = null,
+): OnlineKvEntry => ({
   key,
   value: `${eventTs}${SEP}${createdTs}${SEP}${layout}${SEP}${payload}`,
   eventTs,
@@ -58,7 +65,11 @@ describe.each(["pglite", "postgres", "redis"])("online kv backend: %s", (name) =
     const a = k("a");
     const b = k("b");
     expect(await kv().putIfNewer([entry(a, T, 0, `"x"`)])).toEqual([true]);
-    expect(await kv().getMany([b, a, a])).toEqual([null, `${T}${SEP}0${SEP}L1${SEP}"x"`, `${T}${SEP}0${SEP}L1${SEP}"x"`]);
+    expect(await kv().getMany([b, a, a])).toEqual([
+      null,
+      `${T}${SEP}0${SEP}L1${SEP}"x"`,
+      `${T}${SEP}0${SEP}L1${SEP}"x"`,
+    ]);
     expect(await kv().getMany([])).toEqual([]);
   });
 
@@ -101,7 +112,7 @@ describe.each(["pglite", "postgres", "redis"])("online kv backend: %s", (name) =
   });
 
   it("stores any string exactly (separators, quotes, backslashes, braces, unicode)", async () => {
-    const a = k("we{ird},%\"key\\");
+    const a = k('we{ird},%"key\\');
     const payload = `"a\\"b"${SEP}{"x":[1,"}{"]}${SEP}"é ☃ \\u0000"${SEP}null`;
     await kv().putIfNewer([entry(a, T, 0, payload)]);
     expect(await kv().getMany([a])).toEqual([`${T}${SEP}0${SEP}L1${SEP}${payload}`]);
@@ -139,7 +150,10 @@ describe("embedded data directory", () => {
       first.release();
       lockDataDir(other, "apply").release();
       // pid 2^22+1 is above Linux's largest pid_max, so it cannot be running
-      writeFileSync(path.join(other, LOCK_FILE), JSON.stringify({ pid: 4194305, host: hostname(), command: "serve", since: "x" }));
+      writeFileSync(
+        path.join(other, LOCK_FILE),
+        JSON.stringify({ pid: 4194305, host: hostname(), command: "serve", since: "x" }),
+      );
       const taken = lockDataDir(other, "apply");
       expect(JSON.parse(readFileSync(path.join(other, LOCK_FILE), "utf8")).pid).toBe(process.pid);
       taken.release();

@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import YAML from "yaml";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import YAML from "yaml";
 import { LOCK_FILE } from "../src/embedded/lock.ts";
 import { ROOT, runCli, type ServerProcess, startServerProcess } from "./support/process.ts";
 
@@ -50,7 +50,11 @@ async function call(s: ServerProcess, method: string, p: string, key: string, bo
 }
 
 const lookup = {
-  features: ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips", "driver_hourly_stats_fresh:conv_rate"],
+  features: [
+    "driver_hourly_stats:conv_rate",
+    "driver_hourly_stats:avg_daily_trips",
+    "driver_hourly_stats_fresh:conv_rate",
+  ],
   entities: { driver_id: [1001, 1002] },
   full_feature_names: true,
 };
@@ -66,7 +70,9 @@ describe("embedded mode, end to end", () => {
     const r = await runCli(["init", repo], env);
     expect(r.code, r.stderr).toBe(0);
     for (const f of ["feature_repo.yaml", "data.sql"])
-      expect(readFileSync(path.join(repo, f), "utf8")).toBe(readFileSync(path.join(ROOT, "examples/drivers", f), "utf8"));
+      expect(readFileSync(path.join(repo, f), "utf8")).toBe(
+        readFileSync(path.join(ROOT, "examples/drivers", f), "utf8"),
+      );
     const again = await runCli(["init", repo], env);
     expect(again.code).toBe(1);
     expect(again.stderr.trim().split("\n")).toHaveLength(1);
@@ -113,7 +119,9 @@ describe("embedded mode, end to end", () => {
     expect(existsSync(path.join(dataDir, LOCK_FILE))).toBe(false);
     const demo = await runCli(["demo", "--repo", repo], env);
     expect(demo.code, demo.stderr).toBe(0);
-    expect(demo.stdout).toMatch(/applied .*feature_repo\.yaml to project default: 0 created, 0 updated, 0 deleted, 10 unchanged/);
+    expect(demo.stdout).toMatch(
+      /applied .*feature_repo\.yaml to project default: 0 created, 0 updated, 0 deleted, 10 unchanged/,
+    );
     expect(demo.stdout).toMatch(/materialised .*driver_hourly_stats \(50 rows\)/);
     demoCurlText = demo.stdout;
     const keys = await runCli(["keys", "create", "--scope", "admin", "--json"], env);

@@ -17,12 +17,27 @@ const DEFS = {
     { name: "customer", join_key: "customer_id", value_type: "string" },
   ],
   data_sources: [
-    { name: "a_src", kind: "postgres", table: "public.mat_a", timestamp_field: "ts", created_timestamp_field: "created" },
+    {
+      name: "a_src",
+      kind: "postgres",
+      table: "public.mat_a",
+      timestamp_field: "ts",
+      created_timestamp_field: "created",
+    },
     { name: "c_src", kind: "postgres", table: "public.mat_c", timestamp_field: "ts" },
   ],
   feature_views: [
     // ttl 0: stored values never expire, so reads are independent of the test's clock
-    { name: "a", entities: ["driver"], source: "a_src", ttl: 0, schema: [{ name: "x", dtype: "float32" }, { name: "n", dtype: "int64" }] },
+    {
+      name: "a",
+      entities: ["driver"],
+      source: "a_src",
+      ttl: 0,
+      schema: [
+        { name: "x", dtype: "float32" },
+        { name: "n", dtype: "int64" },
+      ],
+    },
     // composite key; ttl 1d for incremental first runs (rows are near now)
     {
       name: "c",
@@ -31,7 +46,13 @@ const DEFS = {
       ttl: "1d",
       schema: [{ name: "y", dtype: "string" }],
     },
-    { name: "offline_only", entities: ["driver"], source: "a_src", online: false, schema: [{ name: "x", dtype: "float32" }] },
+    {
+      name: "offline_only",
+      entities: ["driver"],
+      source: "a_src",
+      online: false,
+      schema: [{ name: "x", dtype: "float32" }],
+    },
   ],
 };
 
@@ -49,7 +70,11 @@ INSERT INTO public.mat_a VALUES
 
 async function readA(ids: number[]) {
   const snap = await t.deps.snapshots.get("m");
-  const text = await t.online.getOnlineFeatures(snap, { features: ["a:x", "a:n"], entities: { driver_id: ids } }, { maxEntityRows: 100 });
+  const text = await t.online.getOnlineFeatures(
+    snap,
+    { features: ["a:x", "a:n"], entities: { driver_id: ids } },
+    { maxEntityRows: 100 },
+  );
   const body = JSON.parse(text);
   return { x: body.results[1].values, n: body.results[2].values, status: body.results[2].statuses };
 }
@@ -115,7 +140,9 @@ describe("materialize a window", () => {
     const view = snap.views.get("a")!;
     const at = Date.parse("2024-01-01T11:45:00Z") * 1000;
     await t.online.write(view, [{ key: ["1"], eventTs: at, createdTs: 0, values: [8.5, 85] }]);
-    await t.online.write(view, [{ key: ["2"], eventTs: Date.parse("2024-01-01T08:00:00Z") * 1000, createdTs: 0, values: [0.5, 5] }]);
+    await t.online.write(view, [
+      { key: ["2"], eventTs: Date.parse("2024-01-01T08:00:00Z") * 1000, createdTs: 0, values: [0.5, 5] },
+    ]);
     const res = await t.call("POST", "/v1/projects/m/materialize", {
       start_ts: "2024-01-01T00:00:00Z",
       end_ts: "2024-01-02T00:00:00Z",
@@ -125,8 +152,14 @@ describe("materialize a window", () => {
     const got = await readA([1, 2, 3, 4]);
     // driver 1: 12:00 is newer than the 11:45 push; driver 2: the window's row is newer than the 08:00 write
     expect(got.n).toEqual([30, 55, 70, 90]);
-    await t.online.write(view, [{ key: ["3"], eventTs: Date.parse("2024-01-03T00:00:00Z") * 1000, createdTs: 0, values: [1, 1] }]);
-    await t.call("POST", "/v1/projects/m/materialize", { start_ts: "2024-01-01", end_ts: "2024-01-02", feature_views: ["a"] });
+    await t.online.write(view, [
+      { key: ["3"], eventTs: Date.parse("2024-01-03T00:00:00Z") * 1000, createdTs: 0, values: [1, 1] },
+    ]);
+    await t.call("POST", "/v1/projects/m/materialize", {
+      start_ts: "2024-01-01",
+      end_ts: "2024-01-02",
+      feature_views: ["a"],
+    });
     expect((await readA([3])).n).toEqual([1]);
   });
 
@@ -175,18 +208,30 @@ describe("materialize-incremental", () => {
     expect(r1.status, JSON.stringify(r1.body)).toBe(200);
     expect(r1.body.jobs[0]).toMatchObject({ kind: "incremental", status: "succeeded", rows_read: 3 });
     expect(Date.parse(r1.body.jobs[0].start_ts)).toBe(Date.parse(end1) - 24 * H);
-    expect(await readC([[1, "c1"], [1, "c2"], [2, "c1"]])).toEqual(["c1-old", "c2-old", "d2"]);
+    expect(
+      await readC([
+        [1, "c1"],
+        [1, "c2"],
+        [2, "c1"],
+      ]),
+    ).toEqual(["c1-old", "c2-old", "d2"]);
 
     // new rows after end1, and one before it that incremental runs must not see
-    await pgc.query(`INSERT INTO public.mat_c VALUES (1,'c1',$1,'c1-new'), (3,'c9',$2,'late arrival'), (3,'c9',$3,'d3')`, [
-      iso(1 * H),
-      iso(6 * H),
-      iso(H / 2),
-    ]);
+    await pgc.query(
+      `INSERT INTO public.mat_c VALUES (1,'c1',$1,'c1-new'), (3,'c9',$2,'late arrival'), (3,'c9',$3,'d3')`,
+      [iso(1 * H), iso(6 * H), iso(H / 2)],
+    );
     const end2 = new Date(now).toISOString();
     const r2 = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: end2, feature_views: ["c"] });
     expect(r2.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 2, start_ts: end1.replace(".000Z", "Z") });
-    expect(await readC([[1, "c1"], [1, "c2"], [2, "c1"], [3, "c9"]])).toEqual(["c1-new", "c2-old", "d2", "d3"]);
+    expect(
+      await readC([
+        [1, "c1"],
+        [1, "c2"],
+        [2, "c1"],
+        [3, "c9"],
+      ]),
+    ).toEqual(["c1-new", "c2-old", "d2", "d3"]);
 
     // nothing new: an empty job, recorded
     const r3 = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: end2, feature_views: ["c"] });
@@ -196,7 +241,10 @@ describe("materialize-incremental", () => {
 
   it("a ttl-0 view's first incremental run takes everything", async () => {
     await t.deps.db.execute(sql`DELETE FROM larder.materialized_intervals WHERE feature_view = 'a'`);
-    const r = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: "2030-01-01T00:00:00Z", feature_views: ["a"] });
+    const r = await t.call("POST", "/v1/projects/m/materialize-incremental", {
+      end_ts: "2030-01-01T00:00:00Z",
+      feature_views: ["a"],
+    });
     expect(r.body.jobs[0]).toMatchObject({ start_ts: "1970-01-01T00:00:00Z", rows_read: 4, status: "succeeded" });
   });
 });
@@ -229,7 +277,12 @@ describe("jobs: failures, conflicts, the record", () => {
     const half = await readA([101, 105, 110]);
     expect(half.status).toEqual(["PRESENT", "NOT_FOUND", "NOT_FOUND"]);
 
-    const again = await new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger(), batchSize: 4 }).materialize(snap, req);
+    const again = await new Materializer({
+      db: t.deps.db,
+      online: t.online,
+      logger: silentLogger(),
+      batchSize: 4,
+    }).materialize(snap, req);
     expect(again.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 10 });
     expect((await readA([101, 105, 110])).n).toEqual([1, 5, 10]);
 
@@ -252,7 +305,9 @@ describe("jobs: failures, conflicts, the record", () => {
     const c = await t.call("GET", "/v1/projects/m/materialization-jobs?feature_view=c&limit=1");
     expect(c.body.jobs[0].status).not.toBe("running");
 
-    await t.deps.db.execute(sql`UPDATE larder.materialization_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = ${job!.id}::uuid`);
+    await t.deps.db.execute(
+      sql`UPDATE larder.materialization_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = ${job!.id}::uuid`,
+    );
     const res = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a"] });
     expect(res.status).toBe(200);
     const old = await t.call("GET", `/v1/projects/m/materialization-jobs/${job!.id}`);
@@ -266,8 +321,7 @@ describe("jobs: failures, conflicts, the record", () => {
     const results = await Promise.allSettled([m.start(snap, req), m.start(snap, req), m.start(snap, req)]);
     const won = results.filter((r) => r.status === "fulfilled");
     expect(won).toHaveLength(1);
-    for (const r of results)
-      if (r.status === "rejected") expect((r.reason as { code?: string }).code).toBe("conflict");
+    for (const r of results) if (r.status === "rejected") expect((r.reason as { code?: string }).code).toBe("conflict");
     const w = won[0] as PromiseFulfilledResult<Awaited<ReturnType<Materializer["start"]>>>;
     const info = await m.run(w.value.started[0]!);
     expect(info.status).toBe("succeeded");
@@ -286,6 +340,8 @@ describe("jobs: failures, conflicts, the record", () => {
     expect(status).toBe("succeeded");
     const list = await t.call("GET", "/v1/projects/m/materialization-jobs");
     expect(list.body.jobs[0].id).toBe(id);
-    expect((await t.call("GET", "/v1/projects/m/materialization-jobs/00000000-0000-0000-0000-000000000000")).status).toBe(404);
+    expect(
+      (await t.call("GET", "/v1/projects/m/materialization-jobs/00000000-0000-0000-0000-000000000000")).status,
+    ).toBe(404);
   });
 });

@@ -32,19 +32,24 @@ describe("GET /metrics", () => {
     const before = await scrape();
     const base200 = sample(before, "larder_http_requests_total", { method: "GET", route, status: "200" });
     const base404 = sample(before, "larder_http_requests_total", { method: "GET", route, status: "404" });
-    for (let i = 0; i < 3; i++) expect((await t.call("GET", "/v1/projects/demo/feature-views/driver_hourly_stats")).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await t.call("GET", "/v1/projects/demo/feature-views/driver_hourly_stats")).status).toBe(200);
     expect((await t.call("GET", "/v1/projects/demo/feature-views/nope")).status).toBe(404);
     expect((await t.call("GET", "/no/such/route")).status).toBe(404);
     const after = await scrape();
     expect(sample(after, "larder_http_requests_total", { method: "GET", route, status: "200" })).toBe(base200 + 3);
     expect(sample(after, "larder_http_requests_total", { method: "GET", route, status: "404" })).toBe(base404 + 1);
-    expect(sample(after, "larder_http_requests_total", { route: "unmatched", status: "404" })).toBeGreaterThanOrEqual(1);
-    expect(after).not.toContain("driver_hourly_stats\"");
+    expect(sample(after, "larder_http_requests_total", { route: "unmatched", status: "404" })).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(after).not.toContain('driver_hourly_stats"');
     expect(after).not.toContain("/no/such/route");
-    expect(sample(after, "larder_http_request_duration_seconds_count", { method: "GET", route, status: "200" })).toBe(base200 + 3);
-    expect(sample(after, "larder_http_request_duration_seconds_bucket", { method: "GET", route, status: "200", le: "+Inf" })).toBe(
+    expect(sample(after, "larder_http_request_duration_seconds_count", { method: "GET", route, status: "200" })).toBe(
       base200 + 3,
     );
+    expect(
+      sample(after, "larder_http_request_duration_seconds_bucket", { method: "GET", route, status: "200", le: "+Inf" }),
+    ).toBe(base200 + 3);
   });
 
   it("reports the registry snapshot's age", async () => {
@@ -59,14 +64,23 @@ describe("GET /metrics", () => {
     const m = t.deps.metrics!;
     m.served("demo", 4, 3);
     m.onlineError("read");
-    m.materialized({ project: "demo", featureView: "v", status: "succeeded", rowsRead: 10, rowsWritten: 7, durationMs: 1500 });
+    m.materialized({
+      project: "demo",
+      featureView: "v",
+      status: "succeeded",
+      rowsRead: 10,
+      rowsWritten: 7,
+      durationMs: 1500,
+    });
     const text = await scrape();
     expect(sample(text, "larder_online_entities_served_total", { project: "demo" })).toBeGreaterThanOrEqual(4);
     expect(sample(text, "larder_online_features_served_total", { project: "demo" })).toBeGreaterThanOrEqual(12);
     expect(sample(text, "larder_online_store_errors_total", { operation: "read" })).toBe(1);
     expect(sample(text, "larder_materialization_rows_total", { feature_view: "v", kind: "read" })).toBe(10);
     expect(sample(text, "larder_materialization_rows_total", { feature_view: "v", kind: "written" })).toBe(7);
-    expect(sample(text, "larder_materialization_job_duration_seconds_sum", { feature_view: "v", status: "succeeded" })).toBe(1.5);
+    expect(
+      sample(text, "larder_materialization_job_duration_seconds_sum", { feature_view: "v", status: "succeeded" }),
+    ).toBe(1.5);
   });
 
   it("counts the entity rows and feature values real lookups answer", async () => {
@@ -107,7 +121,9 @@ describe("GET /metrics", () => {
     expect(sample(text, "larder_materialization_rows_total", { ...labels, kind: "read" })).toBe(job.rows_read);
     expect(sample(text, "larder_materialization_rows_total", { ...labels, kind: "written" })).toBe(job.rows_written);
     expect(job.rows_read).toBeGreaterThan(0);
-    expect(sample(text, "larder_materialization_job_duration_seconds_count", { ...labels, status: "succeeded" })).toBe(1);
+    expect(sample(text, "larder_materialization_job_duration_seconds_count", { ...labels, status: "succeeded" })).toBe(
+      1,
+    );
   });
 
   it("keeps apps apart: each app has a registry of its own", async () => {

@@ -1,9 +1,9 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { PassThrough } from "node:stream";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PassThrough } from "node:stream";
 import { parseCsv } from "../src/offline/csv.ts";
 import { exportHistorical } from "../src/offline/export.ts";
 import { selectFeatures } from "../src/offline/features.ts";
@@ -30,27 +30,37 @@ const now = Date.now();
 // event times between the example's hourly rows, one outside the 1d ttl of everything, one unknown driver
 const ENTITIES = {
   driver_id: [1001, 1002, 1001, 1049, 9999],
-  event_timestamp: [now - 90 * 60_000, now - 5 * HOUR - 60_000, now - 10 * 24 * HOUR, now - 30 * 60_000, now].map((ms) =>
-    new Date(ms).toISOString(),
+  event_timestamp: [now - 90 * 60_000, now - 5 * HOUR - 60_000, now - 10 * 24 * HOUR, now - 30 * 60_000, now].map(
+    (ms) => new Date(ms).toISOString(),
   ),
 };
 const FEATURES = ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"];
 
 async function expected() {
-  const res = await t.call("POST", "/v1/projects/demo/historical-features", { entity_df: ENTITIES, features: FEATURES });
+  const res = await t.call("POST", "/v1/projects/demo/historical-features", {
+    entity_df: ENTITIES,
+    features: FEATURES,
+  });
   expect(res.status).toBe(200);
   return res.body.df as Record<string, unknown[]>;
 }
 
 async function readCsv(file: string) {
   const rows: string[][] = [];
-  for await (const r of parseCsv((async function* () { yield await readFile(file, "utf8"); })())) rows.push(r);
+  for await (const r of parseCsv(
+    (async function* () {
+      yield await readFile(file, "utf8");
+    })(),
+  ))
+    rows.push(r);
   return rows;
 }
 
 describe("larder historical", () => {
   it("joins entity rows from a SQL query into a new table, inside Postgres", async () => {
-    const values = ENTITIES.driver_id.map((d, i) => `(${d}, '${ENTITIES.event_timestamp[i]}'::timestamptz, ${i})`).join(", ");
+    const values = ENTITIES.driver_id
+      .map((d, i) => `(${d}, '${ENTITIES.event_timestamp[i]}'::timestamptz, ${i})`)
+      .join(", ");
     const r = await runCli(
       [
         "historical",
@@ -74,13 +84,17 @@ describe("larder historical", () => {
     const want = await expected();
     expect(rows.map((x) => Number(x.label))).toEqual([0, 1, 2, 3, 4]);
     expect(rows.map((x) => x.conv_rate)).toEqual(want.conv_rate);
-    expect(rows.map((x) => (x.avg_daily_trips === null ? null : Number(x.avg_daily_trips)))).toEqual(want.avg_daily_trips);
+    expect(rows.map((x) => (x.avg_daily_trips === null ? null : Number(x.avg_daily_trips)))).toEqual(
+      want.avg_daily_trips,
+    );
     expect(want.conv_rate!.filter((v) => v !== null)).toHaveLength(3);
   });
 
   it("joins entity rows from a CSV file into a CSV file, the same answer as the HTTP endpoint", async () => {
     const input = path.join(dir, "entities.csv");
-    const lines = ENTITIES.driver_id.map((d, i) => `${d},"${ENTITIES.event_timestamp[i]!.replace("T", " ")}",note ${i}`);
+    const lines = ENTITIES.driver_id.map(
+      (d, i) => `${d},"${ENTITIES.event_timestamp[i]!.replace("T", " ")}",note ${i}`,
+    );
     await writeFile(input, `driver_id,event_timestamp,note\n${lines.join("\n")}\n`);
     const out = path.join(dir, "out.csv");
     const r = await runCli(
@@ -99,7 +113,17 @@ describe("larder historical", () => {
 
   it("refuses a query that is not one SELECT, and entity rows lacking a column", async () => {
     const injected = await runCli(
-      ["historical", "--entities-sql", "select 1; drop table public.driver_stats", "--features", FEATURES[0]!, "-p", "demo", "--out", "-"],
+      [
+        "historical",
+        "--entities-sql",
+        "select 1; drop table public.driver_stats",
+        "--features",
+        FEATURES[0]!,
+        "-p",
+        "demo",
+        "--out",
+        "-",
+      ],
       env,
     );
     expect(injected.code).toBe(1);
@@ -114,12 +138,20 @@ describe("larder historical", () => {
     await expect(
       exportHistorical(t.deps.db, {
         selection,
-        entities: { csv: (async function* () { yield "driver_id,event_timestamp\n1001,2024-01-01,extra\n"; })() },
+        entities: {
+          csv: (async function* () {
+            yield "driver_id,event_timestamp\n1001,2024-01-01,extra\n";
+          })(),
+        },
         out: sink,
       }),
     ).rejects.toThrow(/line 2: 3 fields, the header has 2/);
     await expect(
-      exportHistorical(t.deps.db, { selection, entities: { sql: "select 1 as driver_id, now() as event_timestamp" }, into: "bad name" }),
+      exportHistorical(t.deps.db, {
+        selection,
+        entities: { sql: "select 1 as driver_id, now() as event_timestamp" },
+        into: "bad name",
+      }),
     ).rejects.toThrow(/must be table or schema.table/);
   });
 });
@@ -134,7 +166,11 @@ describe("larder materialize", () => {
     expect(r.stderr).toMatch(/rows\/s/);
     const snap = await t.deps.snapshots.get("demo");
     const body = JSON.parse(
-      await t.online.getOnlineFeatures(snap, { features: ["driver_hourly_stats:conv_rate"], entities: { driver_id: [1001, 1050, 7] } }, { maxEntityRows: 10 }),
+      await t.online.getOnlineFeatures(
+        snap,
+        { features: ["driver_hourly_stats:conv_rate"], entities: { driver_id: [1001, 1050, 7] } },
+        { maxEntityRows: 10 },
+      ),
     );
     expect(body.results[1].statuses).toEqual(["PRESENT", "PRESENT", "NOT_FOUND"]);
     const jobs = await t.call("GET", "/v1/projects/demo/materialization-jobs?feature_view=driver_hourly_stats");
@@ -142,7 +178,17 @@ describe("larder materialize", () => {
   });
 
   it("materialize-incremental continues from the last run; bad input is one clear line", async () => {
-    const r = await runCli(["materialize-incremental", new Date(now + 2 * HOUR).toISOString(), "--views", "driver_hourly_stats", "-p", "demo"], env);
+    const r = await runCli(
+      [
+        "materialize-incremental",
+        new Date(now + 2 * HOUR).toISOString(),
+        "--views",
+        "driver_hourly_stats",
+        "-p",
+        "demo",
+      ],
+      env,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/✓ driver_hourly_stats .*: 0 entities read/);
     const unknown = await runCli(["materialize-incremental", "2024-01-01", "--views", "nope", "-p", "demo"], env);

@@ -14,22 +14,60 @@ const DEFS = {
     { name: "customer", join_key: "customer_id", value_type: "string" },
   ],
   data_sources: [
-    { name: "a_src", kind: "postgres", table: "public.pit_a", timestamp_field: "ts", created_timestamp_field: "created" },
-    { name: "b_src", kind: "postgres", query: "select driver_id, customer_id, ts, y, tags from public.pit_b", timestamp_field: "ts" },
+    {
+      name: "a_src",
+      kind: "postgres",
+      table: "public.pit_a",
+      timestamp_field: "ts",
+      created_timestamp_field: "created",
+    },
+    {
+      name: "b_src",
+      kind: "postgres",
+      query: "select driver_id, customer_id, ts, y, tags from public.pit_b",
+      timestamp_field: "ts",
+    },
   ],
   feature_views: [
-    { name: "a", entities: ["driver"], source: "a_src", ttl: "1h", schema: [{ name: "x", dtype: "float32" }, { name: "n", dtype: "int64" }] },
-    { name: "a3", entities: ["driver"], source: "a_src", ttl: "3h", schema: [{ name: "x", dtype: "float32" }, { name: "n", dtype: "int64" }] },
+    {
+      name: "a",
+      entities: ["driver"],
+      source: "a_src",
+      ttl: "1h",
+      schema: [
+        { name: "x", dtype: "float32" },
+        { name: "n", dtype: "int64" },
+      ],
+    },
+    {
+      name: "a3",
+      entities: ["driver"],
+      source: "a_src",
+      ttl: "3h",
+      schema: [
+        { name: "x", dtype: "float32" },
+        { name: "n", dtype: "int64" },
+      ],
+    },
     {
       name: "b",
       entities: ["driver", "customer"],
       source: "b_src",
       ttl: 0,
-      schema: [{ name: "y", dtype: "string" }, { name: "tags", dtype: "string[]" }],
+      schema: [
+        { name: "y", dtype: "string" },
+        { name: "tags", dtype: "string[]" },
+      ],
     },
   ],
   feature_services: [
-    { name: "svc", features: [{ feature_view: "a", features: ["n"] }, { feature_view: "b", features: ["y"] }] },
+    {
+      name: "svc",
+      features: [
+        { feature_view: "a", features: ["n"] },
+        { feature_view: "b", features: ["y"] },
+      ],
+    },
   ],
 };
 
@@ -64,7 +102,14 @@ beforeAll(async () => {
 afterAll(async () => t?.close());
 
 // entity rows, with the hand-computed answers of each view next to them
-const ROWS: { d: unknown; c: string; ts: string; a: [number | null, number | null]; a3: [number | null, number | null]; b: string | null }[] = [
+const ROWS: {
+  d: unknown;
+  c: string;
+  ts: string;
+  a: [number | null, number | null];
+  a3: [number | null, number | null];
+  b: string | null;
+}[] = [
   // before the first event of driver 1
   { d: 1, c: "c1", ts: "2024-01-01T09:59:59Z", a: [null, null], a3: [null, null], b: "a" },
   // exactly on an event; composite key (1,c2) has nothing yet
@@ -99,7 +144,16 @@ describe("historical features", () => {
       full_feature_names: true,
     });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(Object.keys(res.body.df)).toEqual(["driver_id", "customer_id", "event_timestamp", "a__x", "a__n", "a3__x", "a3__n", "b__y"]);
+    expect(Object.keys(res.body.df)).toEqual([
+      "driver_id",
+      "customer_id",
+      "event_timestamp",
+      "a__x",
+      "a__n",
+      "a3__x",
+      "a3__n",
+      "b__y",
+    ]);
     expect(res.body.df.driver_id).toEqual(entityDf().driver_id);
     expect(res.body.df.event_timestamp).toEqual(entityDf().event_timestamp);
     expect(res.body.df.a__x).toEqual(ROWS.map((r) => r.a[0]));
@@ -110,12 +164,19 @@ describe("historical features", () => {
   });
 
   it("serves a feature service, short names, list values typed", async () => {
-    const res = await t.call("POST", "/v1/projects/p/historical-features", { entity_df: entityDf(), feature_service: "svc" });
+    const res = await t.call("POST", "/v1/projects/p/historical-features", {
+      entity_df: entityDf(),
+      feature_service: "svc",
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(Object.keys(res.body.df)).toEqual(["driver_id", "customer_id", "event_timestamp", "n", "y"]);
     expect(res.body.df.n).toEqual(ROWS.map((r) => r.a[1]));
     const lists = await t.call("POST", "/v1/projects/p/historical-features", {
-      entity_df: { driver_id: [1, 2, 1], customer_id: ["c1", "c1", "c2"], event_timestamp: ["2024-01-02", "2024-01-02", "2024-01-02"] },
+      entity_df: {
+        driver_id: [1, 2, 1],
+        customer_id: ["c1", "c1", "c2"],
+        event_timestamp: ["2024-01-02", "2024-01-02", "2024-01-02"],
+      },
       features: ["b:tags"],
     });
     expect(lists.body.df.tags).toEqual([null, [], null]);
@@ -136,10 +197,19 @@ describe("historical features", () => {
     [{ entity_df: { driver_id: [1, 2], event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /same length/],
     [{ entity_df: { driver_id: [1], event_timestamp: ["yesterday"] }, features: ["a:x"] }, /event_timestamp\[0\]/],
     [{ entity_df: { driver_id: [1.5], event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /driver_id\[0\]/],
-    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["nope:x"] }, /unknown feature view nope/],
+    [
+      { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["nope:x"] },
+      /unknown feature view nope/,
+    ],
     [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:nope"] }, /no feature nope/],
-    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:x", "a3:x"] }, /full_feature_names/],
-    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, feature_service: "nope" }, /unknown feature service/],
+    [
+      { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:x", "a3:x"] },
+      /full_feature_names/,
+    ],
+    [
+      { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, feature_service: "nope" },
+      /unknown feature service/,
+    ],
     [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] } }, /features/],
     [{ entity_df: { driver_id: "1", event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /entity_df/],
   ])("refuses bad input with a 400 naming it (%#)", async (body, pattern) => {
@@ -150,7 +220,11 @@ describe("historical features", () => {
 
   it("treats definitions and requests as data, never as SQL", async () => {
     const res = await t.call("POST", "/v1/projects/p/historical-features", {
-      entity_df: { driver_id: [1], customer_id: ["c1'); DROP TABLE public.pit_a; --"], event_timestamp: ["2024-01-02"] },
+      entity_df: {
+        driver_id: [1],
+        customer_id: ["c1'); DROP TABLE public.pit_a; --"],
+        event_timestamp: ["2024-01-02"],
+      },
       features: ["b:y"],
     });
     expect(res.status).toBe(200);

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { desc, eq, inArray, isNull, and } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError, invalid, notFound } from "../errors.ts";
 import { apiKeys } from "./schema.ts";
@@ -170,7 +170,10 @@ export class KeyCache implements KeyVerifier {
         try {
           await this.refresh();
         } catch (e) {
-          throw new DomainError("unavailable", `cannot verify the API key: the database is unavailable (${(e as Error).message})`);
+          throw new DomainError(
+            "unavailable",
+            `cannot verify the API key: the database is unavailable (${(e as Error).message})`,
+          );
         }
       } else if (this.refreshing) {
         await this.refreshing.catch(() => {});

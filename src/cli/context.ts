@@ -13,8 +13,13 @@ export async function openDatabase(): Promise<Database> {
   const env = EnvSchema.pick({ DATABASE_URL: true, LARDER_DATA_DIR: true, LARDER_MIGRATE: true }).safeParse(
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v)),
   );
-  if (!env.success) throw new ConfigError(`invalid configuration: ${env.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  const db = env.data.DATABASE_URL ? connectPostgres(env.data.DATABASE_URL) : await openPglite(env.data.LARDER_DATA_DIR);
+  if (!env.success)
+    throw new ConfigError(
+      `invalid configuration: ${env.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  const db = env.data.DATABASE_URL
+    ? connectPostgres(env.data.DATABASE_URL)
+    : await openPglite(env.data.LARDER_DATA_DIR);
   if (env.data.LARDER_MIGRATE) await db.migrate();
   return db;
 }

@@ -13,6 +13,8 @@ export async function readDefinitionsFile(file: string): Promise<unknown> {
   try {
     return file.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
-    throw new CliError(`${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
+    throw new CliError(
+      `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`,
+    );
   }
 }

@@ -26,7 +26,8 @@ export function registerDemoCommands(program: Command): void {
       const targets = EXAMPLE_FILES.map((f) => path.join(dir, f));
       const present = [];
       for (const t of targets) if (await exists(t)) present.push(t);
-      if (present.length && !opts.force) throw new CliError(`${present.join(" and ")} already exist: pass --force to overwrite`);
+      if (present.length && !opts.force)
+        throw new CliError(`${present.join(" and ")} already exist: pass --force to overwrite`);
       await mkdir(dir, { recursive: true });
       for (const f of EXAMPLE_FILES) await copyFile(path.join(EXAMPLE_DIR, f), path.join(dir, f));
       console.log(`wrote ${targets.join(" and ")} (the drivers example)`);
@@ -42,7 +43,10 @@ export function registerDemoCommands(program: Command): void {
         "(embedded mode by default; `npm start` does this by itself on an empty embedded store)",
     )
     .addOption(new Option("-p, --project <project>", "project to apply to").env("LARDER_PROJECT").default("default"))
-    .option("--repo <dir>", "a feature repository laid out as the example (data.sql, feature_repo.yaml), e.g. from `larder init`")
+    .option(
+      "--repo <dir>",
+      "a feature repository laid out as the example (data.sql, feature_repo.yaml), e.g. from `larder init`",
+    )
     .option("--yes", "with DATABASE_URL and REDIS_URL set: allow replacing the tables data.sql creates there")
     .action(async (opts: { project: string; repo?: string; yes?: boolean }) => {
       const config = loadConfig();
@@ -66,7 +70,8 @@ export function registerDemoCommands(program: Command): void {
           (line) => console.log(paint("green", "✓ ") + line),
           repoDir,
         );
-        const where = config.mode.kind === "embedded" ? `embedded store in ${config.mode.dataDir}` : "DATABASE_URL and REDIS_URL";
+        const where =
+          config.mode.kind === "embedded" ? `embedded store in ${config.mode.dataDir}` : "DATABASE_URL and REDIS_URL";
         console.log(`done (${where}). Start the server with \`npm start\` (or \`npx larder serve\`), then:`);
         console.log(demoInstructions(baseUrlFor(config.HOST, config.PORT), result, config.LARDER_PROJECT));
       } finally {

@@ -15,7 +15,12 @@ export function formatPlan(plan: Plan, opts: { showUnchanged?: boolean } = {}): 
   const lines: string[] = [];
   for (const c of plan.changes) {
     if (c.action === "unchanged" && !opts.showUnchanged) continue;
-    lines.push(paint(COLOR[c.action], `${SYMBOL[c.action]} ${c.kind} ${c.name}${c.action === "unchanged" ? "" : ` (${c.action})`}`));
+    lines.push(
+      paint(
+        COLOR[c.action],
+        `${SYMBOL[c.action]} ${c.kind} ${c.name}${c.action === "unchanged" ? "" : ` (${c.action})`}`,
+      ),
+    );
     for (const f of c.fields) lines.push(paint(COLOR.update, `    ${f.field}: ${show(f.from)} → ${show(f.to)}`));
     for (const b of c.breaking) lines.push(paint(["red", "bold"], `    BREAKING: ${b}`));
   }
@@ -24,6 +29,7 @@ export function formatPlan(plan: Plan, opts: { showUnchanged?: boolean } = {}): 
     `${plan.applied ? "Applied" : "Plan"} for project ${plan.project}: ${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.unchanged} unchanged` +
       (plan.applied ? ` (registry version ${plan.registry_version})` : ""),
   );
-  if (plan.breaking) lines.push(paint(["red", "bold"], "Some changes are breaking: re-materialise the views named above."));
+  if (plan.breaking)
+    lines.push(paint(["red", "bold"], "Some changes are breaking: re-materialise the views named above."));
   return lines.join("\n");
 }

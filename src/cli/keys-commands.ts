@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { ApiKeyStore, type ApiKeyInfo, DEFAULT_PEPPER, SCOPES } from "../auth/keys.ts";
+import { type ApiKeyInfo, ApiKeyStore, DEFAULT_PEPPER, SCOPES } from "../auth/keys.ts";
 import { ConfigError, EnvSchema } from "../config.ts";
 import { openDatabase } from "./context.ts";
 import { paint } from "./format.ts";
@@ -9,7 +9,9 @@ function pepper(): string {
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v)),
   );
   if (!env.success)
-    throw new ConfigError(`invalid configuration: ${env.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new ConfigError(
+      `invalid configuration: ${env.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   return env.data.LARDER_API_KEY_PEPPER ?? DEFAULT_PEPPER;
 }
 
@@ -34,7 +36,11 @@ function table(keys: ApiKeyInfo[]): string {
     k.revoked_at ?? "",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [paint("bold", line(head)), ...rows.map(line)].join("\n");
 }
 
@@ -42,17 +48,27 @@ function table(keys: ApiKeyInfo[]): string {
 export function registerKeysCommands(program: Command): void {
   const keys = program
     .command("keys")
-    .description("manage API keys (scopes: read < write < admin; a key is shown once, at creation, and stored as a hash)");
+    .description(
+      "manage API keys (scopes: read < write < admin; a key is shown once, at creation, and stored as a hash)",
+    );
 
   keys
     .command("create")
-    .description("create an API key and print it (on stdout, alone, so scripts can capture it); it cannot be shown again")
+    .description(
+      "create an API key and print it (on stdout, alone, so scripts can capture it); it cannot be shown again",
+    )
     .addOption(
-      new Option("--scope <scope>", "read: lookups and registry reads; write: also push, write, materialise; admin: also plan, apply")
+      new Option(
+        "--scope <scope>",
+        "read: lookups and registry reads; write: also push, write, materialise; admin: also plan, apply",
+      )
         .choices(SCOPES)
         .makeOptionMandatory(),
     )
-    .option("--project <project>", "limit the key to this project (the root Feast endpoints act on the server's LARDER_PROJECT)")
+    .option(
+      "--project <project>",
+      "limit the key to this project (the root Feast endpoints act on the server's LARDER_PROJECT)",
+    )
     .option("--name <name>", "a label to recognise the key by in `keys list`")
     .option("--json", "print {key, id, scope, project, name} as JSON")
     .action(async (opts: { scope: string; project?: string; name?: string; json?: boolean }) => {
@@ -80,7 +96,8 @@ export function registerKeysCommands(program: Command): void {
     .action(async (opts: { all?: boolean; json?: boolean }) => {
       const list = await withStore((s) => s.list({ includeRevoked: opts.all }));
       if (opts.json) console.log(JSON.stringify(list));
-      else if (list.length === 0) console.log(opts.all ? "no API keys" : "no active API keys (--all shows revoked ones)");
+      else if (list.length === 0)
+        console.log(opts.all ? "no API keys" : "no active API keys (--all shows revoked ones)");
       else console.log(table(list));
     });
 

@@ -7,15 +7,17 @@ import { startServer } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
 import { registerDemoCommands } from "./demo-commands.ts";
+import { formatPlan, paint } from "./format.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
-import { formatPlan, paint } from "./format.ts";
 
 export function buildCli(): Command {
   const program = new Command();
   program
     .name("larder")
-    .description("Larder: a Feast-compatible feature store server (Redis online store, Postgres registry and offline store)")
+    .description(
+      "Larder: a Feast-compatible feature store server (Redis online store, Postgres registry and offline store)",
+    )
     .showHelpAfterError()
     .configureOutput({ outputError: (s, write) => write(paint("red", s)) });
 
@@ -71,7 +73,8 @@ export function buildCli(): Command {
         const db = await openDatabase();
         try {
           const registry = registryFor(db, cliLogger());
-          const plan = action === "plan" ? await registry.plan(opts.project, defs) : await registry.apply(opts.project, defs);
+          const plan =
+            action === "plan" ? await registry.plan(opts.project, defs) : await registry.apply(opts.project, defs);
           console.log(formatPlan(plan, { showUnchanged: opts.all }));
         } finally {
           await db.close();

@@ -1,15 +1,16 @@
-import { createReadStream, createWriteStream } from "node:fs";
 import { once } from "node:events";
+import { createReadStream, createWriteStream } from "node:fs";
 import { type Command, Option } from "commander";
 import { loadConfig } from "../config.ts";
-import { exportHistorical, type EntitySource } from "../offline/export.ts";
+import { type EntitySource, exportHistorical } from "../offline/export.ts";
 import { selectFeatures } from "../offline/features.ts";
-import { Materializer, type MaterializeRequest, type Progress } from "../offline/materialize.ts";
+import { type MaterializeRequest, Materializer, type Progress } from "../offline/materialize.ts";
 import { openServices } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { paint } from "./format.ts";
 
-const projectOption = () => new Option("-p, --project <project>", "project name").env("LARDER_PROJECT").default("default");
+const projectOption = () =>
+  new Option("-p, --project <project>", "project name").env("LARDER_PROJECT").default("default");
 const list = (s: string | undefined) =>
   s === undefined
     ? undefined
@@ -44,12 +45,20 @@ async function runMaterialize(project: string, req: MaterializeRequest): Promise
   const services = await openServices(config, logger);
   try {
     const snap = await services.registry.loadSnapshot(project);
-    const m = new Materializer({ db: services.database.db, online: services.online, logger, owner: `cli:${process.pid}` });
+    const m = new Materializer({
+      db: services.database.db,
+      online: services.online,
+      logger,
+      owner: `cli:${process.pid}`,
+    });
     const line = progressLine();
     const show = (p: Progress, force = false) => {
       const rate = p.elapsedMs > 0 ? (p.rowsRead / p.elapsedMs) * 1000 : 0;
       const pct = p.total ? ` ${((100 * p.rowsRead) / Math.max(p.total, 1)).toFixed(1)}%` : "";
-      line.show(`${p.job.feature_view}:${pct} ${fmt(p.rowsRead)}${p.total !== undefined ? `/${fmt(p.total)}` : ""} rows, ${fmt(rate)} rows/s`, force);
+      line.show(
+        `${p.job.feature_view}:${pct} ${fmt(p.rowsRead)}${p.total !== undefined ? `/${fmt(p.total)}` : ""} rows, ${fmt(rate)} rows/s`,
+        force,
+      );
     };
     const { started } = await m.start(snap, req);
     if (started.length === 0) console.log(`project ${project} has no online feature views to materialise`);
@@ -68,7 +77,8 @@ async function runMaterialize(project: string, req: MaterializeRequest): Promise
         console.log(paint("red", `✗ ${info.feature_view}: failed after ${secs}s: ${info.error} (job ${info.id})`));
       }
     }
-    if (failed) throw new CliError(`${failed} of ${started.length} materialisation jobs failed; re-run to complete them`);
+    if (failed)
+      throw new CliError(`${failed} of ${started.length} materialisation jobs failed; re-run to complete them`);
   } finally {
     await services.close();
   }
@@ -88,7 +98,9 @@ export function registerOfflineCommands(program: Command): void {
 
   program
     .command("materialize-incremental")
-    .description("materialise each view from where its last run ended (first run: END − ttl, or everything when ttl is 0) to END")
+    .description(
+      "materialise each view from where its last run ended (first run: END − ttl, or everything when ttl is 0) to END",
+    )
     .argument("<end>", "window end (ISO-8601 / RFC 3339; no zone = UTC)")
     .option("--views <views>", "comma-separated feature views (default: every online view)")
     .addOption(projectOption())
@@ -108,7 +120,10 @@ export function registerOfflineCommands(program: Command): void {
     .option("--feature-service <name>", "a feature service instead of --features")
     .option("--full-feature-names", "name feature columns view__feature")
     .option("--timestamp-column <name>", "the entity rows' time column", "event_timestamp")
-    .option("--into <table>", "create this table (table or schema.table) with the result; the join runs inside Postgres")
+    .option(
+      "--into <table>",
+      "create this table (table or schema.table) with the result; the join runs inside Postgres",
+    )
     .option("--out <file>", "write the result as CSV to this file; - for stdout")
     .addOption(projectOption())
     .action(
@@ -125,7 +140,8 @@ export function registerOfflineCommands(program: Command): void {
       }) => {
         if ((opts.entitiesSql === undefined) === (opts.entitiesCsv === undefined))
           throw new CliError("give exactly one of --entities-sql and --entities-csv");
-        if ((opts.into === undefined) === (opts.out === undefined)) throw new CliError("give exactly one of --into and --out");
+        if ((opts.into === undefined) === (opts.out === undefined))
+          throw new CliError("give exactly one of --into and --out");
         const db = await openDatabase();
         try {
           const snap = await registryFor(db, cliLogger()).loadSnapshot(opts.project);
@@ -137,7 +153,12 @@ export function registerOfflineCommands(program: Command): void {
           const entities: EntitySource =
             opts.entitiesSql !== undefined
               ? { sql: opts.entitiesSql }
-              : { csv: opts.entitiesCsv === "-" ? process.stdin : createReadStream(opts.entitiesCsv!, { encoding: "utf8" }) };
+              : {
+                  csv:
+                    opts.entitiesCsv === "-"
+                      ? process.stdin
+                      : createReadStream(opts.entitiesCsv!, { encoding: "utf8" }),
+                };
           const toStdout = opts.out === "-";
           const out = opts.out === undefined ? undefined : toStdout ? process.stdout : createWriteStream(opts.out);
           const line = progressLine();
@@ -162,7 +183,9 @@ export function registerOfflineCommands(program: Command): void {
             await once(out, "finish");
           }
           const where = opts.into !== undefined ? `table ${opts.into}` : toStdout ? "stdout" : opts.out;
-          process.stderr.write(`${fmt(result.rows)} rows written to ${where} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
+          process.stderr.write(
+            `${fmt(result.rows)} rows written to ${where} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`,
+          );
         } finally {
           await db.close();
         }

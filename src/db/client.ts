@@ -2,9 +2,9 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PGlite } from "@electric-sql/pglite";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import pg from "pg";
 import { type DataDirLock, lockDataDir } from "../embedded/lock.ts";
 import * as schema from "./schema.ts";
@@ -26,7 +26,11 @@ export interface Database {
 }
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
-const MIGRATION_CONFIG = { migrationsFolder: MIGRATIONS_FOLDER, migrationsSchema: "larder", migrationsTable: "__migrations" };
+const MIGRATION_CONFIG = {
+  migrationsFolder: MIGRATIONS_FOLDER,
+  migrationsSchema: "larder",
+  migrationsTable: "__migrations",
+};
 
 // int8 (bigint) and numeric come back as strings by default; counts and sizes here fit a double.
 pg.types.setTypeParser(20, (v) => {

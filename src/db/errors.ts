@@ -15,7 +15,17 @@ export function pgCode(e: unknown): string | undefined {
   return undefined;
 }
 
-const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P03", "08006", "08001", "08003"]);
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "57P01",
+  "57P03",
+  "08006",
+  "08001",
+  "08003",
+]);
 
 /** True when the error says the database could not be reached, rather than that the query was wrong. */
 export function isConnectionError(e: unknown): boolean {

@@ -64,7 +64,9 @@ export async function runDemo(
   const { database, online, registry, snapshots, logger } = deps;
   const dataFile = path.join(repoDir, "data.sql");
   await runScript(database, await readFile(dataFile, "utf8"));
-  say(`loaded ${path.relative(process.cwd(), dataFile) || dataFile}${repoDir === EXAMPLE_DIR ? " (a week of hourly driver statistics, ending now)" : ""}`);
+  say(
+    `loaded ${path.relative(process.cwd(), dataFile) || dataFile}${repoDir === EXAMPLE_DIR ? " (a week of hourly driver statistics, ending now)" : ""}`,
+  );
 
   const defsFile = path.join(repoDir, "feature_repo.yaml");
   const defs = YAML.parse(await readFile(defsFile, "utf8"));
@@ -114,7 +116,8 @@ export function baseUrlFor(host: string, port: number): string {
 
 /** The ready-to-paste lookup, for a server at `baseUrl` whose default project is `defaultProject`. */
 export function demoCurl(baseUrl: string, result: Pick<DemoResult, "project" | "key">, defaultProject: string): string {
-  const route = result.project === defaultProject ? "/get-online-features" : `/v1/projects/${result.project}/online-features`;
+  const route =
+    result.project === defaultProject ? "/get-online-features" : `/v1/projects/${result.project}/online-features`;
   const lines = [`curl -s -X POST ${baseUrl}${route} \\`, `  -H 'Content-Type: application/json' \\`];
   if (result.key) lines.push(`  -H 'Authorization: Bearer ${result.key}' \\`);
   lines.push(`  -d '${JSON.stringify(DEMO_LOOKUP)}'`);
@@ -122,7 +125,11 @@ export function demoCurl(baseUrl: string, result: Pick<DemoResult, "project" | "
 }
 
 /** What a person reads after the demo: the curl, and where to go next. */
-export function demoInstructions(baseUrl: string, result: Pick<DemoResult, "project" | "key">, defaultProject: string): string {
+export function demoInstructions(
+  baseUrl: string,
+  result: Pick<DemoResult, "project" | "key">,
+  defaultProject: string,
+): string {
   return [
     "",
     "Larder demo ready. Look up two drivers' features:",
@@ -130,7 +137,9 @@ export function demoInstructions(baseUrl: string, result: Pick<DemoResult, "proj
     demoCurl(baseUrl, result, defaultProject),
     "",
     ...(result.key
-      ? [`That key (read scope, project ${result.project}) is shown only now: keep it. More keys: npx larder keys create --scope read`]
+      ? [
+          `That key (read scope, project ${result.project}) is shown only now: keep it. More keys: npx larder keys create --scope read`,
+        ]
       : []),
     `API reference: ${baseUrl}/docs`,
     "",

@@ -7,7 +7,12 @@ import { ApiError } from "./errors.ts";
 export const PUBLIC_PATHS = new Set(["/health", "/health/live", "/openapi.json", "/docs", "/metrics"]);
 
 /** The last path segment of POST operations, by the scope they need. Any other write-like request needs admin. */
-const READ_OPS = new Set(["get-online-features", "online-features", "historical-features", "retrieve-online-documents"]);
+const READ_OPS = new Set([
+  "get-online-features",
+  "online-features",
+  "historical-features",
+  "retrieve-online-documents",
+]);
 const WRITE_OPS = new Set(["push", "write-to-online-store", "materialize", "materialize-incremental"]);
 
 export interface Access {
@@ -63,7 +68,9 @@ export function apiKeyAuth(verifier: KeyVerifier, defaultProject: string): Middl
     if (!token) {
       c.header("WWW-Authenticate", 'Bearer realm="larder"');
       throw unauthenticated(
-        header ? "the Authorization header must be `Bearer <key>`" : "an API key is required: send `Authorization: Bearer <key>`",
+        header
+          ? "the Authorization header must be `Bearer <key>`"
+          : "an API key is required: send `Authorization: Bearer <key>`",
       );
     }
     const principal = await verifier.verify(token);

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type ZodError } from "zod";
+import type { ZodError } from "zod";
 import { isConnectionError } from "../db/errors.ts";
 import { DomainError, type ErrorCode, type ErrorDetail } from "../errors.ts";
 import { formatPath } from "../registry/validate.ts";

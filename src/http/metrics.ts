@@ -1,5 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { createRoute, z } from "@hono/zod-openapi";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { OnlineStore } from "../online/store.ts";
 import type { App } from "./app.ts";
 import { toApiError } from "./errors.ts";
@@ -162,14 +162,17 @@ export function instrumentOnlineStore(store: OnlineStore, metrics: Metrics): Onl
           target.getOnlineFeatures(snapshot, req, opts).then((text) => {
             const rows = Object.values(req.entities)[0]?.length ?? 0;
             const features =
-              req.features?.length ?? (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ?? 0;
+              req.features?.length ??
+              (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ??
+              0;
             metrics.served(snapshot.project, rows, features);
             return text;
           }, failed("read"));
         return lookup;
       }
       if (prop === "write" || prop === "ping")
-        return (...args: unknown[]) => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(failed(prop));
+        return (...args: unknown[]) =>
+          (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(failed(prop));
       return value.bind(target);
     },
   });

@@ -9,7 +9,10 @@ export const ProjectParam = z.object({
 });
 
 export const ObjectParams = ProjectParam.extend({
-  name: z.string().min(1).openapi({ param: { name: "name", in: "path" }, example: "driver_hourly_stats" }),
+  name: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "name", in: "path" }, example: "driver_hourly_stats" }),
 });
 
 /** A definitions object (see the contract); validated in full by the registry, which reports every problem by path. */

@@ -36,7 +36,8 @@ function requireColumns(selection: FeatureSelection, columns: string[], tsColumn
   const missing = [tsColumn, ...requiredKeys(selection).keys()].filter((c) => !columns.includes(c));
   if (missing.length) throw invalid(`${where} lacks the column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`);
   for (const c of selection.columns)
-    if (columns.includes(c.name)) throw invalid(`feature column ${c.name} clashes with an entity column of the same name`);
+    if (columns.includes(c.name))
+      throw invalid(`feature column ${c.name} clashes with an entity column of the same name`);
 }
 
 /** A CSV value for an entity column as Postgres hands it back. */
@@ -51,7 +52,8 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
   const tsColumn = opts.timestampColumn ?? "event_timestamp";
   const batchSize = opts.batchSize ?? 10_000;
   const keys = requiredKeys(selection);
-  if ((opts.into === undefined) === (opts.out === undefined)) throw invalid("give exactly one of an output table or an output file");
+  if ((opts.into === undefined) === (opts.out === undefined))
+    throw invalid("give exactly one of an output table or an output file");
   if (opts.into !== undefined && !TableName.safeParse(opts.into).success)
     throw invalid(`output table ${opts.into}: must be table or schema.table`);
   const progress = opts.onProgress ?? (() => {});
@@ -64,7 +66,9 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
       const q = opts.entities.sql.trim().replace(/;+\s*$/, "");
       const bad = checkSourceQuery(q);
       if (bad) throw invalid(`entities query: ${bad}`);
-      const probe = (await tx.execute(sql.raw(`SELECT * FROM (${q}) AS q LIMIT 0`))) as unknown as { fields: { name: string }[] };
+      const probe = (await tx.execute(sql.raw(`SELECT * FROM (${q}) AS q LIMIT 0`))) as unknown as {
+        fields: { name: string }[];
+      };
       columns = probe.fields.map((f) => f.name);
       requireColumns(selection, columns, tsColumn, "the entities query");
       const cols = columns.map((c) => {
@@ -81,7 +85,9 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
       requireColumns(selection, columns, tsColumn, "the entities CSV");
       const table = `larder_entities_${process.pid}_${++tempSeq}`;
       await tx.execute(
-        sql.raw(`CREATE TEMP TABLE ${table} (${ident(ORD)} bigint, ${columns.map((c) => `${ident(c)} text`).join(", ")}) ON COMMIT DROP`),
+        sql.raw(
+          `CREATE TEMP TABLE ${table} (${ident(ORD)} bigint, ${columns.map((c) => `${ident(c)} text`).join(", ")}) ON COMMIT DROP`,
+        ),
       );
       let n = 0;
       let batch: string[][] = [];
@@ -89,14 +95,19 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
         if (batch.length === 0) return;
         const ords = batch.map((_, i) => String(n - batch.length + i + 1));
         const arrays = [sql`${pgTextArray(ords)}::bigint[]`];
-        columns.forEach((_, j) => arrays.push(sql`${pgTextArray(batch.map((r) => (r[j] === undefined || r[j] === "" ? null : r[j]!)))}::text[]`));
+        columns.forEach((_, j) =>
+          arrays.push(
+            sql`${pgTextArray(batch.map((r) => (r[j] === undefined || r[j] === "" ? null : r[j]!)))}::text[]`,
+          ),
+        );
         await tx.execute(sql`INSERT INTO ${sql.raw(table)} SELECT * FROM unnest(${sql.join(arrays, sql`, `)})`);
         batch = [];
         progress({ phase: "loading", done: n, total: undefined });
       };
       for await (const r of rows) {
         if (r.length === 1 && r[0] === "") continue; // a blank line
-        if (r.length !== columns.length) throw invalid(`entities CSV line ${n + 2}: ${r.length} fields, the header has ${columns.length}`);
+        if (r.length !== columns.length)
+          throw invalid(`entities CSV line ${n + 2}: ${r.length} fields, the header has ${columns.length}`);
         batch.push(r);
         n++;
         if (batch.length >= batchSize) await flush();
@@ -112,7 +123,9 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
       relation = `(SELECT ${ident(ORD)}, ${cols.join(", ")}, ${ident(tsColumn)}::timestamptz AS ${ident(TS)} FROM ${table})`;
     }
 
-    const total = Number(rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM ${relation} AS e`)))[0]?.n ?? 0);
+    const total = Number(
+      rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM ${relation} AS e`)))[0]?.n ?? 0,
+    );
     const entityColumns = columns.map((c) => `e.${ident(c)}`);
 
     if (opts.into !== undefined) {
@@ -130,7 +143,9 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
     await write(`${[...columns, ...selection.columns.map((c) => c.name)].map(csvField).join(",")}\n`);
     const cursor = `larder_hist_${process.pid}_${++tempSeq}`;
     // no parameters (the entity rows are in a table or the user's query), so the text can back a cursor
-    await tx.execute(sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns)}`));
+    await tx.execute(
+      sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns)}`),
+    );
     let done = 0;
     for (;;) {
       const rows = rowsOf(await tx.execute(sql.raw(`FETCH ${batchSize} FROM ${cursor}`)));

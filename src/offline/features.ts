@@ -20,7 +20,11 @@ export interface FeatureSelection {
  */
 export function selectFeatures(
   snap: RegistrySnapshot,
-  req: { features?: string[] | undefined; feature_service?: string | undefined; full_feature_names?: boolean | undefined },
+  req: {
+    features?: string[] | undefined;
+    feature_service?: string | undefined;
+    full_feature_names?: boolean | undefined;
+  },
 ): FeatureSelection {
   const refs: { view: CompiledView; feature: CompiledFeature }[] = [];
   if (req.feature_service !== undefined) {
@@ -29,11 +33,14 @@ export function selectFeatures(
     if (!svc) throw invalid(`unknown feature service ${req.feature_service} in project ${snap.project}`);
     refs.push(...svc.features);
   } else {
-    if (!req.features || req.features.length === 0) throw invalid("features (a non-empty list of view:feature) or feature_service is required");
+    if (!req.features || req.features.length === 0)
+      throw invalid("features (a non-empty list of view:feature) or feature_service is required");
     req.features.forEach((ref, i) => {
       const sep = ref.indexOf(":");
       if (sep <= 0 || sep === ref.length - 1)
-        throw invalid(`features[${i}]: "${ref}" is not a view:feature reference`, [{ path: `features[${i}]`, message: "expected view:feature" }]);
+        throw invalid(`features[${i}]: "${ref}" is not a view:feature reference`, [
+          { path: `features[${i}]`, message: "expected view:feature" },
+        ]);
       const viewName = ref.slice(0, sep);
       const featName = ref.slice(sep + 1);
       const view = snap.views.get(viewName);

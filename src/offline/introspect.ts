@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import type { ColumnTypes, SourceIntrospector } from "../registry/validate.ts";
 import { isConnectionError, pgMessage } from "../db/errors.ts";
 import { unavailable } from "../errors.ts";
+import type { ColumnTypes, SourceIntrospector } from "../registry/validate.ts";
 import { checkSourceQuery, sourceRelation } from "./sql.ts";
 
 interface FieldInfo {

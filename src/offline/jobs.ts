@@ -86,4 +86,4 @@ export async function listJobs(
   return rows.map(toInfo);
 }
 
-export { toInfo as jobRowToInfo, JOB_COLUMNS, type JobRow };
+export { JOB_COLUMNS, type JobRow, toInfo as jobRowToInfo };

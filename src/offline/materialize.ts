@@ -13,7 +13,7 @@ import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
 import type { Dtype, KeyType } from "../registry/dtypes.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
-import { getJob, type JobInfo, type JobRow, JOB_COLUMNS, jobRowToInfo } from "./jobs.ts";
+import { getJob, JOB_COLUMNS, type JobInfo, type JobRow, jobRowToInfo } from "./jobs.ts";
 import { epochMicros, ident, rowsOf, sourceRelationText, timestampLiteral } from "./sql.ts";
 
 export interface MaterializeDeps {
@@ -75,7 +75,10 @@ export function selectViews(snap: RegistrySnapshot, names: string[] | undefined)
       throw invalid(`feature_views[${i}]: unknown feature view ${n} in project ${snap.project}`, [
         { path: `feature_views[${i}]`, message: "unknown feature view" },
       ]);
-    if (!v.online) throw invalid(`feature_views[${i}]: feature view ${n} is not online`, [{ path: `feature_views[${i}]`, message: "not online" }]);
+    if (!v.online)
+      throw invalid(`feature_views[${i}]: feature view ${n} is not online`, [
+        { path: `feature_views[${i}]`, message: "not online" },
+      ]);
     if (!out.includes(v)) out.push(v);
   });
   return out;
@@ -89,7 +92,9 @@ export function windowQuery(view: CompiledView, startUs: number, endUs: number):
   const cols = [
     ...keys.map((k, i) => `${k} AS ${ident(`k${i}`)}`),
     `${epochMicros(ts)} AS __ts_us`,
-    src.created_timestamp_field ? `${epochMicros(`s.${ident(src.created_timestamp_field)}`)} AS __cr_us` : `0 AS __cr_us`,
+    src.created_timestamp_field
+      ? `${epochMicros(`s.${ident(src.created_timestamp_field)}`)} AS __cr_us`
+      : `0 AS __cr_us`,
     ...view.features.map((f, j) => `s.${ident(f.name)} AS ${ident(`f${j}`)}`),
   ];
   const order = [...keys, `${ts} DESC`];
@@ -161,7 +166,9 @@ export function rowConverter(view: CompiledView): (r: Record<string, unknown>) =
       try {
         values[j] = v === null || v === undefined ? null : f.conv(v);
       } catch (err) {
-        throw new Error(`feature view ${view.name}: column ${f.f.name} holds a value that is not ${f.f.dtype}: ${(err as Error).message}`);
+        throw new Error(
+          `feature view ${view.name}: column ${f.f.name} holds a value that is not ${f.f.dtype}: ${(err as Error).message}`,
+        );
       }
     }
     return { key, eventTs: Number(r.__ts_us), createdTs: r.__cr_us === null ? 0 : Number(r.__cr_us), values };
@@ -203,7 +210,8 @@ export class Materializer {
   async start(snap: RegistrySnapshot, req: MaterializeRequest): Promise<{ jobs: JobInfo[]; started: StartedJob[] }> {
     const endUs = parseTs("end_ts", req.end);
     const startUs = req.kind === "window" ? parseTs("start_ts", req.start) : undefined;
-    if (startUs !== undefined && startUs >= endUs) throw invalid("start_ts must be before end_ts", [{ path: "start_ts", message: "not before end_ts" }]);
+    if (startUs !== undefined && startUs >= endUs)
+      throw invalid("start_ts must be before end_ts", [{ path: "start_ts", message: "not before end_ts" }]);
     const views = selectViews(snap, req.views);
     if (views.length === 0) return { jobs: [], started: [] };
     const names = views.map((v) => v.name);
@@ -215,13 +223,19 @@ export class Materializer {
              SET status = 'failed', finished_at = now(),
                  error = 'abandoned: its runner (' || coalesce(owner, '?') || ') stopped sending heartbeats'
            WHERE project = ${snap.project} AND status = 'running'
-             AND feature_view IN (${sql.join(names.map((n) => sql`${n}`), sql`, `)})
+             AND feature_view IN (${sql.join(
+               names.map((n) => sql`${n}`),
+               sql`, `,
+             )})
              AND heartbeat_at < now() - make_interval(secs => ${this.staleAfterMs / 1000})`);
         const running = rowsOf<{ feature_view: string; id: string }>(
           await tx.execute(sql`
             SELECT feature_view, id::text AS id FROM larder.materialization_jobs
              WHERE project = ${snap.project} AND status = 'running'
-               AND feature_view IN (${sql.join(names.map((n) => sql`${n}`), sql`, `)})`),
+               AND feature_view IN (${sql.join(
+                 names.map((n) => sql`${n}`),
+                 sql`, `,
+               )})`),
         );
         const busy = running[0];
         if (busy) throw conflict(`feature view ${busy.feature_view} is already being materialised (job ${busy.id})`);
@@ -284,7 +298,8 @@ export class Materializer {
         .catch((e) => logger.warn({ job: job.id, err: pgMessage(e) }, "materialisation heartbeat failed"));
     }, this.heartbeatMs);
     heartbeat.unref();
-    const report = () => opts.onProgress?.({ job: info, rowsRead, rowsWritten, total, elapsedMs: performance.now() - t0 });
+    const report = () =>
+      opts.onProgress?.({ job: info, rowsRead, rowsWritten, total, elapsedMs: performance.now() - t0 });
     let error: string | undefined;
     let cause: unknown;
     try {
@@ -293,7 +308,9 @@ export class Materializer {
         await db.transaction(async (tx) => {
           await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
           if (opts.onProgress) {
-            total = Number(rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM (${query}) AS w`)))[0]?.n ?? 0);
+            total = Number(
+              rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM (${query}) AS w`)))[0]?.n ?? 0,
+            );
             report();
           }
           const cursor = `larder_mat_${process.pid}_${++cursorSeq}`;
@@ -312,7 +329,8 @@ export class Materializer {
             const res = await online.write(job.view, batch);
             rowsWritten += res.written;
             report();
-            if (this.deps.signal?.aborted) throw new Error("interrupted: the server is stopping; run it again to finish");
+            if (this.deps.signal?.aborted)
+              throw new Error("interrupted: the server is stopping; run it again to finish");
           }
           await tx.execute(sql.raw(`CLOSE ${cursor}`));
         });

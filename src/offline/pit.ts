@@ -34,7 +34,12 @@ export function pitQuery(selection: FeatureSelection, entities: SQL, entityColum
 }
 
 /** `pitQuery` over an entity relation given as text (a table or a query: no parameters), for cursors. */
-export function pitQueryText(selection: FeatureSelection, entities: string, entityColumns: string[], ordAlias = ORD): string {
+export function pitQueryText(
+  selection: FeatureSelection,
+  entities: string,
+  entityColumns: string[],
+  ordAlias = ORD,
+): string {
   const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias);
   return `${head}${entities}${tail}`;
 }
@@ -76,18 +81,24 @@ export const TIMESTAMP_COLUMN = "event_timestamp";
 /** Checks the entity dataframe and turns it into the parameters of an `unnest`; every problem named by path. */
 function entityParams(selection: FeatureSelection, df: Record<string, unknown[]>) {
   const columns = Object.keys(df);
-  if (!(TIMESTAMP_COLUMN in df)) throw invalid(`entity_df needs an ${TIMESTAMP_COLUMN} column`, [{ path: `entity_df.${TIMESTAMP_COLUMN}`, message: "missing" }]);
+  if (!(TIMESTAMP_COLUMN in df))
+    throw invalid(`entity_df needs an ${TIMESTAMP_COLUMN} column`, [
+      { path: `entity_df.${TIMESTAMP_COLUMN}`, message: "missing" },
+    ]);
   const keys = requiredKeys(selection);
   for (const k of keys.keys())
-    if (!(k in df)) throw invalid(`entity_df needs the join key column ${k}`, [{ path: `entity_df.${k}`, message: "missing" }]);
+    if (!(k in df))
+      throw invalid(`entity_df needs the join key column ${k}`, [{ path: `entity_df.${k}`, message: "missing" }]);
   const n = df[TIMESTAMP_COLUMN]!.length;
   for (const c of columns) {
     const col = df[c];
-    if (!Array.isArray(col)) throw invalid(`entity_df.${c} must be an array`, [{ path: `entity_df.${c}`, message: "not an array" }]);
+    if (!Array.isArray(col))
+      throw invalid(`entity_df.${c} must be an array`, [{ path: `entity_df.${c}`, message: "not an array" }]);
     if (col.length !== n)
-      throw invalid(`entity_df columns must have the same length: ${c} has ${col.length}, ${TIMESTAMP_COLUMN} has ${n}`, [
-        { path: `entity_df.${c}`, message: `length ${col.length}, expected ${n}` },
-      ]);
+      throw invalid(
+        `entity_df columns must have the same length: ${c} has ${col.length}, ${TIMESTAMP_COLUMN} has ${n}`,
+        [{ path: `entity_df.${c}`, message: `length ${col.length}, expected ${n}` }],
+      );
   }
   for (const out of selection.columns)
     if (out.name in df) throw invalid(`feature column ${out.name} clashes with an entity_df column of the same name`);
@@ -108,7 +119,9 @@ function entityParams(selection: FeatureSelection, df: Record<string, unknown[]>
       try {
         return canonicalKey(type, v);
       } catch (e) {
-        throw invalid(`entity_df.${k}[${i}]: ${(e as Error).message}`, [{ path: `entity_df.${k}[${i}]`, message: (e as Error).message }]);
+        throw invalid(`entity_df.${k}[${i}]: ${(e as Error).message}`, [
+          { path: `entity_df.${k}[${i}]`, message: (e as Error).message },
+        ]);
       }
     }),
   }));
@@ -155,7 +168,9 @@ export async function historicalFeatures(
       try {
         c.values[i] = normalizeValue(c.feature.dtype, v);
       } catch (e) {
-        throw invalid(`feature view ${c.view.name}: column ${c.feature.name} holds a value that is not ${c.feature.dtype}: ${(e as Error).message}`);
+        throw invalid(
+          `feature view ${c.view.name}: column ${c.feature.name} holds a value that is not ${c.feature.dtype}: ${(e as Error).message}`,
+        );
       }
     }
   }

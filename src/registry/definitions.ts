@@ -23,7 +23,8 @@ export const Ttl = z.union([z.number(), z.string()]).transform((v, ctx) => {
 function joinKeysAlias(v: unknown): unknown {
   if (!v || typeof v !== "object" || Array.isArray(v) || !("join_keys" in v)) return v;
   const { join_keys, ...rest } = v as Record<string, unknown>;
-  if (Array.isArray(join_keys) && join_keys.length === 1 && !("join_key" in rest)) return { ...rest, join_key: join_keys[0] };
+  if (Array.isArray(join_keys) && join_keys.length === 1 && !("join_key" in rest))
+    return { ...rest, join_key: join_keys[0] };
   return v;
 }
 

@@ -1,4 +1,3 @@
-import type { Dtype, KeyType } from "./dtypes.ts";
 import type {
   Definitions,
   EntitySpec,
@@ -7,6 +6,7 @@ import type {
   PostgresSourceSpec,
   PushSourceSpec,
 } from "./definitions.ts";
+import type { Dtype, KeyType } from "./dtypes.ts";
 
 export interface CompiledEntity {
   name: string;

@@ -1,6 +1,5 @@
 import type { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
-import { elementOf, isList, type Dtype, type KeyType } from "./dtypes.ts";
 import {
   DataSourceSpec,
   Definitions,
@@ -9,6 +8,7 @@ import {
   FeatureViewSpec,
   type PostgresSourceSpec,
 } from "./definitions.ts";
+import { type Dtype, elementOf, isList, type KeyType } from "./dtypes.ts";
 
 export type Problem = ErrorDetail & { path: string };
 

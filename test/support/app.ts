@@ -5,8 +5,8 @@ import { ApiKeyStore, KeyCache } from "../../src/auth/keys.ts";
 import { type App, type AppDeps, createApp } from "../../src/http/app.ts";
 import { createMetrics } from "../../src/http/metrics.ts";
 import { type Logger, silentLogger } from "../../src/logger.ts";
-import { connectRedis, RedisOnlineStore } from "../../src/online/redis-store.ts";
 import { createIntrospector } from "../../src/offline/introspect.ts";
+import { connectRedis, RedisOnlineStore } from "../../src/online/redis-store.ts";
 import { RegistryService } from "../../src/registry/service.ts";
 import { SnapshotCache } from "../../src/registry/snapshot-cache.ts";
 import { createTestDatabase, EXAMPLE_DEFINITIONS, loadExampleData, type TestDatabase } from "./db.ts";
@@ -20,7 +20,12 @@ export interface TestContext {
   prefix: string;
   online: RedisOnlineStore;
   /** JSON request helper: `call("POST", "/path", body)` → { status, body } */
-  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
   /** With `auth: true`: the key table and the server's in-memory cache of it. */
   keys?: { store: ApiKeyStore; cache: KeyCache };

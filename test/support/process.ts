@@ -12,7 +12,11 @@ export interface RunResult {
 }
 
 /** Runs the real CLI (`node bin/larder.js …`) to completion. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<RunResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [LARDER_BIN, ...args], {
       cwd: ROOT,
@@ -65,7 +69,10 @@ export interface ServerProcess {
 }
 
 /** Starts `larder serve` as a real process and waits until it answers on its port. */
-export async function startServerProcess(env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string | undefined>,
+  timeoutMs = 30_000,
+): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [LARDER_BIN, "serve"], {
     cwd: ROOT,

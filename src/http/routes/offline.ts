@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getJob, listJobs } from "../../offline/jobs.ts";
-import { Materializer, type MaterializeRequest } from "../../offline/materialize.ts";
+import { type MaterializeRequest, Materializer } from "../../offline/materialize.ts";
 import { historicalFeatures } from "../../offline/pit.ts";
 import type { App, AppDeps } from "../app.ts";
 import { ApiError, ErrorBody, toApiError } from "../errors.ts";
@@ -10,8 +10,13 @@ const HistoricalBody = z
   .object({
     entity_df: z
       .record(z.string(), z.array(z.unknown()))
-      .openapi({ example: { driver_id: [1001, 1002], event_timestamp: ["2021-04-12T10:59:42Z", "2021-04-12T08:12:10Z"] } }),
-    features: z.array(z.string()).optional().openapi({ example: ["driver_hourly_stats:conv_rate"] }),
+      .openapi({
+        example: { driver_id: [1001, 1002], event_timestamp: ["2021-04-12T10:59:42Z", "2021-04-12T08:12:10Z"] },
+      }),
+    features: z
+      .array(z.string())
+      .optional()
+      .openapi({ example: ["driver_hourly_stats:conv_rate"] }),
     feature_service: z.string().optional(),
     full_feature_names: z.boolean().optional().default(false),
   })
@@ -22,7 +27,10 @@ const HistoricalAnswer = z
   .openapi("HistoricalFeaturesResponse");
 
 const Timestamp = z.union([z.string(), z.number()]).openapi({ example: "2024-01-01T00:00:00Z" });
-const ViewNames = z.array(z.string()).nullish().openapi({ description: "views to materialise; omitted: every online view" });
+const ViewNames = z
+  .array(z.string())
+  .nullish()
+  .openapi({ description: "views to materialise; omitted: every online view" });
 
 const MaterializeBody = z
   .object({ start_ts: Timestamp, end_ts: Timestamp, feature_views: ViewNames })
@@ -110,7 +118,12 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
     for (const f of failures) {
       const api = toApiError(f);
       if (api.status === 503)
-        throw new ApiError(503, "unavailable", `materialisation failed: ${api.message}`, jobs.map((j) => ({ message: `job ${j.id} (${j.feature_view}): ${j.status}` })));
+        throw new ApiError(
+          503,
+          "unavailable",
+          `materialisation failed: ${api.message}`,
+          jobs.map((j) => ({ message: `job ${j.id} (${j.feature_view}): ${j.status}` })),
+        );
     }
     return { status: 200 as const, body: { jobs } };
   };
@@ -127,7 +140,11 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
         path: `${prefix}/materialize`,
         tags: ["offline"],
         summary: `Load each entity's latest row with event time in [start_ts, end_ts) into the online store, for ${where}`,
-        request: { ...params, query: AsyncQuery, body: { content: { "application/json": { schema: MaterializeBody } }, required: true } },
+        request: {
+          ...params,
+          query: AsyncQuery,
+          body: { content: { "application/json": { schema: MaterializeBody } }, required: true },
+        },
         responses: {
           200: json(Jobs, "The jobs, run to their end"),
           202: json(Jobs, "The jobs, started"),
@@ -205,7 +222,14 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
       path: "/v1/projects/{project}/materialization-jobs/{id}",
       tags: ["offline"],
       summary: "One materialisation job",
-      request: { params: ProjectParam.extend({ id: z.string().uuid().openapi({ param: { name: "id", in: "path" } }) }) },
+      request: {
+        params: ProjectParam.extend({
+          id: z
+            .string()
+            .uuid()
+            .openapi({ param: { name: "id", in: "path" } }),
+        }),
+      },
       responses: { 200: json(Job, "The job"), ...errorResponses },
     }),
     async (c) => {
