@@ -28,11 +28,15 @@ export function buildCli(): Command {
       const config = loadConfig();
       const logger = createLogger(config.LARDER_LOG_LEVEL);
       const server = await startServer(config, logger);
-      let stopping = false;
+      let stoppingSince = 0;
       const shutdown = async (signal: string) => {
-        // A second signal while draining means "now".
-        if (stopping) process.exit(1);
-        stopping = true;
+        // A second signal while draining means "now" — but not the copy of the first that arrives at once: Ctrl-C under
+        // `npm start` reaches the server from the terminal and again from npm, which forwards it.
+        if (stoppingSince) {
+          if (Date.now() - stoppingSince > 1000) process.exit(1);
+          return;
+        }
+        stoppingSince = Date.now();
         logger.info({ signal }, "stopping: no new connections; finishing in-flight requests and jobs' current batch");
         try {
           await server.stop();
