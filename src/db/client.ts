@@ -7,6 +7,7 @@ import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import pg from "pg";
 import { type DataDirLock, lockDataDir } from "../embedded/lock.ts";
+import { isConnectionError } from "./errors.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -45,8 +46,71 @@ export interface PgOptions {
   max?: number;
 }
 
+type PoolConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: Error | boolean) => void,
+) => void;
+
+/** A query failure after which the client is of no further use: its connection is gone, or its answer never came. */
+function isLostClient(e: unknown): boolean {
+  return isConnectionError(e) || /Query read timeout/i.test(e instanceof Error ? e.message : String(e));
+}
+
+type ClientState = { release?: (err?: Error | boolean) => void; lost?: unknown };
+/** Per client: the release of its current checkout (guarded to run once), and why it was given up, once it was. */
+const clientState = new WeakMap<pg.PoolClient, ClientState>();
+
+/**
+ * drizzle's node-postgres `transaction()` sends BEGIN before its try/finally, so when BEGIN fails (a pooled connection
+ * that died while idle, Postgres going away) the client is never released: the pool loses a slot for good, a few outages
+ * later every Postgres call waits for a connection that never comes, and `pool.end()` never returns. So a client checked
+ * out here goes back to the pool (which destroys it) as soon as a query on it fails that way; after that its queries
+ * (drizzle's ROLLBACK) fail with that same error, and its `release()` is a no-op instead of pg-pool's double-release throw.
+ */
+class ReleasingPool extends pg.Pool {
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: PoolConnectCallback): void;
+  override connect(callback?: PoolConnectCallback): Promise<pg.PoolClient> | undefined {
+    if (!callback) return super.connect().then(releaseOnLostConnection);
+    super.connect(callback); // pool.query's path: it releases with the error itself
+    return undefined;
+  }
+}
+
+function releaseOnLostConnection(client: pg.PoolClient): pg.PoolClient {
+  let state = clientState.get(client);
+  if (!state) {
+    const s: ClientState = {};
+    const query = client.query as (...a: unknown[]) => unknown;
+    client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+      const plain =
+        typeof args.at(-1) !== "function" && typeof (args[0] as { submit?: unknown })?.submit !== "function";
+      if (s.lost !== undefined && plain) return Promise.reject(s.lost);
+      const result = query.apply(this, args);
+      if (result instanceof Promise)
+        result.catch((e) => {
+          if (s.lost !== undefined || !isLostClient(e)) return;
+          s.lost = e;
+          s.release?.(e as Error);
+        });
+      return result;
+    } as typeof client.query;
+    clientState.set(client, s);
+    state = s;
+  }
+  const st = state;
+  const release = client.release;
+  st.release = (err) => {
+    st.release = undefined;
+    release(err);
+  };
+  client.release = (err) => st.release?.(err);
+  return client;
+}
+
 export function connectPostgres(url: string, opts: PgOptions = {}): Database {
-  const pool = new pg.Pool({
+  const pool = new ReleasingPool({
     connectionString: url,
     max: opts.max ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
