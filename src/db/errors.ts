@@ -32,7 +32,8 @@ export function isConnectionError(e: unknown): boolean {
   const code = pgCode(e);
   if (code && CONNECTION_CODES.has(code)) return true;
   const msg = pgMessage(e);
-  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(
+  // "Query read timeout": the client-side timeout of a pool query whose answer never came (a database that went silent).
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error|Query read timeout/i.test(
     msg,
   );
 }
