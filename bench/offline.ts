@@ -1,18 +1,25 @@
 /**
  * `npm run bench:offline`: the offline store against floors measured in the same run.
  *
- * 1. Materialisation of 1,000,000 rows × 10 features (1,000,000 entities, one window) into Redis, next to a floor:
- *    the same DISTINCT ON query read with a bare `pg` cursor and written with bare ioredis pipelines (SET of a JSON
- *    value per key). Each run is its own child process, so its peak RSS is its own. Best of two runs each.
+ * 1. Materialisation of 1,000,000 rows × 10 features (1,000,000 entities, one window) into Redis. Larder runs as it
+ *    does in production: a real server process (`larder serve`), sent `POST /v1/projects/bench/materialize`; its peak
+ *    memory is the server's own peak RSS (VmHWM). The floor, in its own process: the same query (the view's
+ *    DISTINCT ON latest-row-per-entity window query) read with a bare `pg` cursor and written with bare ioredis
+ *    pipelines (a plain SET of a JSON value per key, no compare-and-set), the next FETCH overlapping the Redis write
+ *    as Larder's does, with Larder's batch size. Best of two runs each; memory: the larger peak of the two.
  * 2. Historical retrieval of 100,000 entity rows against three views of 1,000,000 rows each (ttls 1d, 7d, 0), next
- *    to the same join written by hand as one SQL query (unnest + LATERAL … LIMIT 1) run with bare `pg`.
+ *    to the same join written by hand as one SQL query (unnest + LATERAL … ORDER BY ts DESC, created DESC LIMIT 1)
+ *    run with bare `pg`. Both use the same index on each source table, (entity_id, ts DESC, created DESC NULLS LAST).
  *    Larder is timed as a service call and through the HTTP app (JSON in and out). Best of two runs each.
  *
  * Uses its own database (created and dropped) and Redis prefix (deleted). Env: BENCH_PG_ADMIN
  * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS.
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
 
@@ -37,6 +44,7 @@ const FEATURES = [
   ["f9", "text", "string"],
 ] as const;
 
+const ROOT = path.resolve(import.meta.dirname, "..");
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 // ---------------------------------------------------------------- child phases
@@ -45,7 +53,7 @@ interface PhaseResult {
   ms: number;
   rows: number;
   maxRssMb: number;
-  extra?: Record<string, number>;
+  extra?: Record<string, number | string>;
 }
 
 function finish(r: Omit<PhaseResult, "maxRssMb">): never {
@@ -55,8 +63,9 @@ function finish(r: Omit<PhaseResult, "maxRssMb">): never {
 }
 
 async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
-  const { windowQuery } = await import("../src/offline/materialize.ts");
-  const { snap } = await openBench(dbUrl);
+  const { windowQuery, DEFAULT_BATCH_SIZE } = await import("../src/offline/materialize.ts");
+  const { snap, database } = await openBench(dbUrl);
+  await database.close();
   const view = snap.views.get("mat")!;
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
@@ -67,17 +76,21 @@ async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
   await client.query(
     `DECLARE c NO SCROLL CURSOR FOR ${windowQuery(view, Date.parse(WINDOW.start) * 1000, Date.parse(WINDOW.end) * 1000)}`,
   );
+  const fetch = () => client.query(`FETCH ${DEFAULT_BATCH_SIZE} FROM c`).then((r) => r.rows);
   let rows = 0;
+  let next = fetch();
   for (;;) {
-    const res = await client.query("FETCH 5000 FROM c");
-    if (res.rows.length === 0) break;
+    const batch = await next;
+    if (batch.length === 0) break;
+    next = batch.length < DEFAULT_BATCH_SIZE ? Promise.resolve([]) : fetch();
     const p = redis.pipeline();
-    for (const r of res.rows) {
-      const values = FEATURES.map((_, j) => r[`f${j}`]);
-      p.set(`${prefix}floor:${r.k0}`, JSON.stringify([r.__ts_us, r.__cr_us, values]));
+    for (const r of batch) {
+      const values = new Array(FEATURES.length);
+      for (let j = 0; j < FEATURES.length; j++) values[j] = r[`f${j}`];
+      p.set(`${prefix}bench:{entity_id=${r.k0}}:mat`, JSON.stringify([r.__ts_us, r.__cr_us, values]));
     }
     await p.exec();
-    rows += res.rows.length;
+    rows += batch.length;
   }
   await client.query("COMMIT");
   const ms = performance.now() - t0;
@@ -97,20 +110,81 @@ async function openBench(dbUrl: string) {
   return { database, registry, logger, snap };
 }
 
-async function phaseLarderMaterialize(dbUrl: string, prefix: string) {
-  const { Materializer } = await import("../src/offline/materialize.ts");
-  const { RedisOnlineStore, connectRedis } = await import("../src/online/redis-store.ts");
-  const { database, logger, snap } = await openBench(dbUrl);
-  const online = new RedisOnlineStore(connectRedis(REDIS_URL, 30_000), prefix);
-  const m = new Materializer({ db: database.db, online, logger });
-  const t0 = performance.now();
-  const { jobs } = await m.materialize(snap, { kind: "window", start: WINDOW.start, end: WINDOW.end, views: ["mat"] });
-  const ms = performance.now() - t0;
-  const job = jobs[0]!;
-  if (job.status !== "succeeded") throw new Error(`job failed: ${job.error}`);
-  await online.close();
-  await database.close();
-  finish({ ms, rows: job.rows_written, extra: { rows_read: job.rows_read } });
+/** Reads a /proc/<pid>/status field in MB (VmRSS: now; VmHWM: the peak so far). */
+function procMb(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
+  if (!m) throw new Error(`no ${field} for process ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+/**
+ * Larder as deployed: `larder serve` in its own process, materialising through `POST …/materialize` (synchronous:
+ * the answer comes when the job has ended). Peak memory is the server's VmHWM, read before it is stopped.
+ */
+async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<PhaseResult> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|REDIS_URL|LARDER_)/.test(k))),
+    DATABASE_URL: dbUrl,
+    REDIS_URL,
+    LARDER_REDIS_PREFIX: prefix,
+    LARDER_PROJECT: PROJECT,
+    LARDER_AUTH: "disabled",
+    LARDER_LOG_LEVEL: "warn",
+    LARDER_REQUEST_TIMEOUT_MS: "600000",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+  };
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/larder.js"), "serve"], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+      try {
+        const r = await fetch(`${base}/health`);
+        await r.body?.cancel();
+        if (r.ok) break;
+      } catch {}
+      if (i > 600) throw new Error("server did not start in 60 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const idleRssMb = procMb(child.pid!, "VmRSS");
+    const t0 = performance.now();
+    const res = await fetch(`${base}/v1/projects/${PROJECT}/materialize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ start_ts: WINDOW.start, end_ts: WINDOW.end, feature_views: ["mat"] }),
+    });
+    const body = (await res.json()) as {
+      jobs: { status: string; rows_written: number; rows_read: number; error: string }[];
+    };
+    const ms = performance.now() - t0;
+    const maxRssMb = procMb(child.pid!, "VmHWM");
+    const job = body.jobs?.[0];
+    if (res.status !== 200 || job?.status !== "succeeded")
+      throw new Error(`materialisation failed: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+    return { ms, rows: job.rows_written, maxRssMb, extra: { rows_read: job.rows_read, idle_rss_mb: idleRssMb } };
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+  }
 }
 
 /** The entity dataframe: deterministic (an LCG), entities and times spread over the data. */
@@ -130,6 +204,30 @@ function entityDf(): { entity_id: number[]; event_timestamp: string[] } {
   return { entity_id: ids, event_timestamp: ts };
 }
 
+/**
+ * What the three historical runs must agree on: how many values are present, and a hash of every row's answer
+ * (int64 columns exactly, floats to 4 significant digits: float32 goes through different parsers), in row order.
+ */
+function digest(cols: unknown[][]): { present: number; hash: string } {
+  const h = createHash("sha256");
+  let present = 0;
+  const n = cols[0]!.length;
+  for (let i = 0; i < n; i++) {
+    let line = "";
+    for (const c of cols) {
+      const v = c[i];
+      if (v === null || v === undefined) line += "|-";
+      else {
+        present++;
+        const x = Number(v); // bare pg hands int8 back as text
+        line += `|${Number.isInteger(x) ? x : x.toPrecision(4)}`;
+      }
+    }
+    h.update(`${line}\n`);
+  }
+  return { present, hash: h.digest("hex").slice(0, 16) };
+}
+
 const HIST_FEATURES = ["h1:a", "h1:b", "h1:c", "h2:a", "h2:b", "h2:c", "h3:a", "h3:b", "h3:c"];
 
 async function phaseHandHistorical(dbUrl: string) {
@@ -139,7 +237,7 @@ async function phaseHandHistorical(dbUrl: string) {
   const lateral = (t: string, alias: string, ttl: string | null) =>
     `LEFT JOIN LATERAL (SELECT s.a, s.b, s.c FROM public.${t} s WHERE s.entity_id = e.id AND s.ts <= e.ts` +
     (ttl ? ` AND s.ts >= e.ts - interval '${ttl}'` : "") +
-    ` ORDER BY s.ts DESC, s.created DESC LIMIT 1) ${alias} ON true`;
+    ` ORDER BY s.ts DESC, s.created DESC NULLS LAST LIMIT 1) ${alias} ON true`;
   const q = `SELECT e.ord, e.id, e.ts, v1.a AS h1_a, v1.b AS h1_b, v1.c AS h1_c, v2.a AS h2_a, v2.b AS h2_b, v2.c AS h2_c,
       v3.a AS h3_a, v3.b AS h3_b, v3.c AS h3_c
     FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS e(id, ts, ord)
@@ -148,9 +246,9 @@ async function phaseHandHistorical(dbUrl: string) {
   const t0 = performance.now();
   const res = await client.query(q, [df.entity_id, df.event_timestamp]);
   const ms = performance.now() - t0;
-  const nonNull = res.rows.filter((r) => r.h1_a !== null).length;
   await client.end();
-  finish({ ms, rows: res.rows.length, extra: { h1_present: nonNull } });
+  const cols = HIST_FEATURES.map((f) => res.rows.map((r) => r[f.replace(":", "_")]));
+  finish({ ms, rows: res.rows.length, extra: digest(cols) });
 }
 
 async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
@@ -160,13 +258,13 @@ async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
   const req = { entity_df: df as Record<string, unknown[]>, features: HIST_FEATURES, full_feature_names: true };
   let ms: number;
   let rows: number;
-  let present: number;
+  let cols: unknown[][];
   if (mode === "service") {
     const t0 = performance.now();
     const out = await historicalFeatures(database.db, snap, req);
     ms = performance.now() - t0;
     rows = out.df.entity_id!.length;
-    present = out.df.h1__a!.filter((v) => v !== null).length;
+    cols = HIST_FEATURES.map((f) => out.df[f.replace(":", "__")]!);
   } else {
     const { createApp } = await import("../src/http/app.ts");
     const { SnapshotCache } = await import("../src/registry/snapshot-cache.ts");
@@ -196,10 +294,10 @@ async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
     ms = performance.now() - t0;
     if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
     rows = body.df.entity_id!.length;
-    present = body.df.h1__a!.filter((v) => v !== null).length;
+    cols = HIST_FEATURES.map((f) => body.df[f.replace(":", "__")]!);
   }
   await database.close();
-  finish({ ms, rows, extra: { h1_present: present } });
+  finish({ ms, rows, extra: digest(cols) });
 }
 
 // ---------------------------------------------------------------- orchestration
@@ -220,13 +318,16 @@ function runPhase(args: string[]): Promise<PhaseResult> {
   });
 }
 
-async function clearPrefix(redis: Redis, prefix: string) {
+/** Deletes every key under the prefix; answers how many there were. */
+async function clearPrefix(redis: Redis, prefix: string): Promise<number> {
   let cursor = "0";
+  let n = 0;
   do {
     const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 5000);
     cursor = next;
-    if (keys.length) await redis.unlink(...keys);
+    if (keys.length) n += await redis.unlink(...keys);
   } while (cursor !== "0");
+  return n;
 }
 
 async function setup(dbUrl: string) {
@@ -253,7 +354,8 @@ async function setup(dbUrl: string) {
       SELECT e, timestamptz '${WINDOW.start}' + (k * 6 * 3600 + (random() * 3600)::int) * interval '1 second', now(),
         random(), (random() * 1e6)::bigint, random() * 100
       FROM generate_series(1, ${HIST_ENTITIES}) e, generate_series(0, ${HIST_ROWS_PER_ENTITY - 1}) k`);
-    await c.query(`CREATE INDEX ON public.${t} (entity_id, ts)`);
+    // the index that answers "latest row at or before t" for one entity: used by both Larder and the hand-written SQL
+    await c.query(`CREATE INDEX ON public.${t} (entity_id, ts DESC, created DESC NULLS LAST)`);
   }
   await c.query("ANALYZE");
   await c.end();
@@ -323,10 +425,12 @@ async function main() {
     for (let i = 0; i < 2; i++) {
       log(`materialise: floor run ${i + 1}`);
       floor.push(await runPhase(["floor-mat", dbUrl, `${prefix}f${i}:`]));
-      await clearPrefix(redis, `${prefix}f${i}:`);
+      const fk = await clearPrefix(redis, `${prefix}f${i}:`);
+      if (fk !== ROWS) throw new Error(`floor run wrote ${fk} keys, not ${ROWS}`);
       log(`materialise: larder run ${i + 1}`);
-      larder.push(await runPhase(["larder-mat", dbUrl, `${prefix}l${i}:`]));
-      await clearPrefix(redis, `${prefix}l${i}:`);
+      larder.push(await larderServerMaterialize(dbUrl, `${prefix}l${i}:`));
+      const lk = await clearPrefix(redis, `${prefix}l${i}:`);
+      if (lk !== ROWS) throw new Error(`larder run wrote ${lk} keys, not ${ROWS}`);
     }
     const hand: PhaseResult[] = [];
     const svc: PhaseResult[] = [];
@@ -345,25 +449,34 @@ async function main() {
     const h = best(hand);
     const s = best(svc);
     const w = best(http);
-    if (s.extra?.h1_present !== h.extra?.h1_present || w.extra?.h1_present !== h.extra?.h1_present)
-      throw new Error(
-        `historical answers differ: hand ${h.extra?.h1_present}, service ${s.extra?.h1_present}, http ${w.extra?.h1_present} non-null h1 values`,
-      );
+    for (const r of [...hand, ...svc, ...http])
+      if (r.extra?.hash !== h.extra?.hash)
+        throw new Error(`historical answers differ: ${JSON.stringify([...hand, ...svc, ...http].map((x) => x.extra))}`);
     const pad = (x: string, n: number) => x.padEnd(n);
+    const verdict = (ok: boolean) => (ok ? "PASS" : "FAIL");
+    const matRatio = rate(l) / rate(f);
+    const larderPeak = peak(larder);
+    const idle = Math.max(...larder.map((r) => Number(r.extra?.idle_rss_mb ?? 0)));
+    const row = (name: string, r: PhaseResult, rs: PhaseResult[]) =>
+      `  ${pad(name, 38)}${pad(Math.round(rate(r)).toLocaleString(), 12)}${pad((r.ms / 1000).toFixed(1), 10)}${peak(rs).toFixed(0)}`;
     const lines = [
       "",
       `Materialisation: ${ROWS.toLocaleString()} rows × ${FEATURES.length} features, one window, into Redis (best of 2)`,
-      `  ${pad("", 34)}${pad("rows/s", 12)}${pad("seconds", 10)}peak RSS (MB)`,
-      `  ${pad("floor (bare pg cursor + ioredis)", 34)}${pad(Math.round(rate(f)).toLocaleString(), 12)}${pad((f.ms / 1000).toFixed(1), 10)}${peak(floor).toFixed(0)}`,
-      `  ${pad("larder materialize", 34)}${pad(Math.round(rate(l)).toLocaleString(), 12)}${pad((l.ms / 1000).toFixed(1), 10)}${peak(larder).toFixed(0)}`,
-      `  ratio larder/floor: ${(rate(l) / rate(f)).toFixed(2)}× (target ≥ 0.70×); larder peak RSS ${peak(larder).toFixed(0)} MB (target < 300 MB)`,
+      `  ${pad("", 38)}${pad("rows/s", 12)}${pad("seconds", 10)}peak RSS (MB)`,
+      row("floor (bare pg cursor + ioredis SET)", f, floor),
+      row("larder serve, POST /materialize", l, larder),
+      `  larder server RSS when idle, before the run: ${idle.toFixed(0)} MB`,
+      `  ${verdict(matRatio >= 0.7)}  throughput larder/floor ${matRatio.toFixed(2)}× (target ≥ 0.70×)`,
+      `  ${verdict(larderPeak < 300)}  larder server peak RSS ${larderPeak.toFixed(0)} MB (target < 300 MB)`,
       "",
       `Historical retrieval: ${ENTITY_ROWS.toLocaleString()} entity rows × 3 views of ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows (best of 2)`,
-      `  ${pad("", 34)}${pad("seconds", 10)}ratio to hand-written SQL`,
-      `  ${pad("hand-written SQL (bare pg)", 34)}${pad((h.ms / 1000).toFixed(2), 10)}1.00×`,
-      `  ${pad("larder service", 34)}${pad((s.ms / 1000).toFixed(2), 10)}${(s.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
-      `  ${pad("larder HTTP (JSON in and out)", 34)}${pad((w.ms / 1000).toFixed(2), 10)}${(w.ms / h.ms).toFixed(2)}×`,
-      `  non-null h1 values: ${h.extra?.h1_present?.toLocaleString()} of ${h.rows.toLocaleString()} (same in all three)`,
+      `  ${pad("", 38)}${pad("seconds", 10)}ratio to hand-written SQL`,
+      `  ${pad("hand-written SQL (bare pg)", 38)}${pad((h.ms / 1000).toFixed(2), 10)}1.00×`,
+      `  ${pad("larder service (historicalFeatures)", 38)}${pad((s.ms / 1000).toFixed(2), 10)}${(s.ms / h.ms).toFixed(2)}×`,
+      `  ${pad("larder HTTP (JSON in and out)", 38)}${pad((w.ms / 1000).toFixed(2), 10)}${(w.ms / h.ms).toFixed(2)}×`,
+      `  ${verdict(s.ms / h.ms <= 1.5)}  larder service / hand-written SQL ${(s.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
+      `  ${verdict(w.ms / h.ms <= 1.5)}  larder HTTP / hand-written SQL ${(w.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
+      `  answers identical in all three: ${h.extra?.present?.toLocaleString()} non-null feature values of ${(h.rows * HIST_FEATURES.length).toLocaleString()}`,
       "",
       `total ${((performance.now() - started) / 1000).toFixed(0)}s`,
     ];
@@ -380,7 +493,6 @@ async function main() {
 const [phase, ...args] = process.argv.slice(2);
 const phases: Record<string, () => Promise<void>> = {
   "floor-mat": () => phaseFloorMaterialize(args[0]!, args[1]!),
-  "larder-mat": () => phaseLarderMaterialize(args[0]!, args[1]!),
   "hand-hist": () => phaseHandHistorical(args[0]!),
   "larder-hist": () => phaseLarderHistorical(args[0]!, args[1] === "http" ? "http" : "service"),
 };

@@ -189,6 +189,9 @@ interface StartedJob {
 
 let cursorSeq = 0;
 
+/** Rows per FETCH and per online write, unless the deps say otherwise. */
+export const DEFAULT_BATCH_SIZE = 5000;
+
 export class Materializer {
   private readonly owner: string;
   private readonly batchSize: number;
@@ -197,7 +200,7 @@ export class Materializer {
 
   constructor(private readonly deps: MaterializeDeps) {
     this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
-    this.batchSize = deps.batchSize ?? 5000;
+    this.batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
     this.heartbeatMs = deps.heartbeatMs ?? 5000;
     this.staleAfterMs = deps.staleAfterMs ?? 30_000;
   }
