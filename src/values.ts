@@ -87,6 +87,16 @@ function parseBool(v: unknown): boolean {
 const TS_RE =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?$/;
 
+// Years 0001 to 9999: what a four-digit ISO year writes and Postgres stores; beyond, Date cannot format the value.
+const MIN_MICROS = Date.parse("0001-01-01T00:00:00Z") * 1000;
+const MAX_MICROS = Date.parse("9999-12-31T23:59:59.999Z") * 1000 + 999;
+
+function inRange(micros: number, v: unknown): number {
+  if (!(micros >= MIN_MICROS && micros <= MAX_MICROS))
+    throw new ValueError(`${describe(v)} is out of range (timestamps run from year 0001 to 9999)`);
+  return micros;
+}
+
 /**
  * Parses an RFC 3339 / ISO-8601 timestamp (T or a space, as pandas writes; no zone = UTC) or epoch seconds,
  * to epoch microseconds. Microseconds are kept: Postgres and pandas both carry them.
@@ -95,11 +105,11 @@ export function parseTimestampMicros(v: unknown): number {
   if (v instanceof Date) {
     const ms = v.getTime();
     if (Number.isNaN(ms)) throw new ValueError("invalid date");
-    return ms * 1000;
+    return inRange(ms * 1000, v);
   }
   if (typeof v === "number") {
     if (!Number.isFinite(v)) throw new ValueError(`${v} is not a timestamp`);
-    return Math.round(v * 1_000_000);
+    return inRange(Math.round(v * 1_000_000), v);
   }
   if (typeof v !== "string") throw new ValueError(`${describe(v)} is not a timestamp`);
   const m = TS_RE.exec(v.trim());
@@ -112,17 +122,22 @@ export function parseTimestampMicros(v: unknown): number {
   const second = Number(s);
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
     throw new ValueError(`${describe(v)} is not a valid timestamp`);
-  let ms = Date.UTC(Number(y), month - 1, day, hour, minute, second);
-  const check = new Date(ms);
-  if (check.getUTCDate() !== day) throw new ValueError(`${describe(v)} is not a valid date`);
+  const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second));
+  // setUTCFullYear: Date.UTC reads years 0–99 as 1900–1999
+  date.setUTCFullYear(Number(y), month - 1, day);
+  let ms = date.getTime();
+  if (date.getUTCDate() !== day) throw new ValueError(`${describe(v)} is not a valid date`);
   if (zone && zone !== "Z" && zone !== "z" && zone !== "UTC") {
     const sign = zone.startsWith("-") ? -1 : 1;
     const digits = zone.slice(1).replace(":", "");
-    const offsetMin = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || "0");
+    const offsetH = Number(digits.slice(0, 2));
+    const offsetM = Number(digits.slice(2) || "0");
+    if (offsetH > 23 || offsetM > 59) throw new ValueError(`${describe(v)} has an invalid UTC offset`);
+    const offsetMin = offsetH * 60 + offsetM;
     ms -= sign * offsetMin * 60_000;
   }
   const micros = Number(`${frac}000000`.slice(0, 6));
-  return ms * 1000 + micros;
+  return inRange(ms * 1000 + micros, v);
 }
 
 /** `2021-12-31T23:00:00Z`, with a fraction only when there is one: the form Feast answers with. */

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
-import { isConnectionError } from "../db/errors.ts";
+import { isConnectionError, pgCode, pgMessage } from "../db/errors.ts";
 import { DomainError, type ErrorCode, type ErrorDetail } from "../errors.ts";
 import { formatPath } from "../registry/validate.ts";
 import type { AppEnv } from "./env.ts";
@@ -77,6 +77,9 @@ export function toApiError(err: unknown): ApiError {
   }
   if (err instanceof SyntaxError) return new ApiError(400, "invalid_argument", `malformed JSON body: ${err.message}`);
   if (isConnectionError(err)) return new ApiError(503, "unavailable", "the registry database is unavailable");
+  // Postgres class 22 (data exception): a value the client sent that Postgres refuses, e.g. a NUL character in a
+  // name or a number out of a column's range. The statement failed, so nothing was written.
+  if (pgCode(err)?.startsWith("22")) return new ApiError(400, "invalid_argument", `invalid value: ${pgMessage(err)}`);
   if (isRedisConnectionError(err)) return new ApiError(503, "unavailable", "the online store is unavailable");
   return new ApiError(500, "internal", "internal error");
 }

@@ -7,12 +7,22 @@ export const Identifier = z.string().regex(IDENTIFIER, "must be an identifier ([
 const Tags = z.record(z.string(), z.string()).default({});
 const Text = z.string().default("");
 
+/** Ttls are used in microseconds: beyond this (about 285 years) they are no longer exact, and 0 already means "never stale". */
+export const MAX_TTL_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000);
+
 export const Ttl = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const seconds = parseTtl(v);
   if (seconds === undefined) {
     ctx.addIssue({
       code: "custom",
       message: "ttl must be a whole number of seconds or a duration like 30s, 15m, 12h, 7d",
+    });
+    return z.NEVER;
+  }
+  if (seconds > MAX_TTL_SECONDS) {
+    ctx.addIssue({
+      code: "custom",
+      message: `ttl must be at most ${MAX_TTL_SECONDS} seconds (about 285 years); 0 means never stale`,
     });
     return z.NEVER;
   }
