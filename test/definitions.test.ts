@@ -143,7 +143,9 @@ describe("invalid definitions are rejected whole, every problem listed by path, 
         const body = ErrorBody.parse(res.body);
         expect(body.error.code).toBe("invalid_definitions");
         expect(body.error.details.map((d) => d.path)).toEqual(c.problems.map(([p]) => p));
-        c.problems.forEach(([, re], i) => expect(body.error.details[i]?.message).toMatch(re));
+        c.problems.forEach(([, re], i) => {
+          expect(body.error.details[i]?.message).toMatch(re);
+        });
       }
       const after = await t.call("GET", "/v1/projects");
       expect(after.body).toEqual(before.body);

@@ -97,7 +97,7 @@ export function compileSnapshot(project: string, version: number, defs: Definiti
     const source = sources.get(v.source);
     if (!source) throw new Error(`feature view ${v.name}: unknown source ${v.source}`);
     const batchSource = source.kind === "push" ? sources.get(source.batch_source) : source;
-    if (!batchSource || batchSource.kind !== "postgres")
+    if (batchSource?.kind !== "postgres")
       throw new Error(`feature view ${v.name}: source ${v.source} has no postgres batch source`);
     const ents = v.entities.map((n) => {
       const e = entities.get(n);
