@@ -1,17 +1,32 @@
 /**
- * `npm run bench:online`: online lookups of the real server against a floor (bench/floor-server.ts: a minimal Hono
- * handler doing the same MGET with ioredis and answering with naive decode + c.json), side by side in one run.
+ * `npm run bench:online`: online lookups of the real server (`larder serve`, production settings: API-key auth on,
+ * log level info, one JSON log line per request) against a floor (bench/floor-server.ts: a minimal Hono handler doing
+ * the same MGET with ioredis, a naive JSON.parse of the values and c.json), side by side in one run.
  *
- * Scenarios: 1 entity × 10 features (1 view), 1 × 50 (5 views), 100 × 10, 100 × 50. For each: saturated
- * throughput of both (autocannon, fixed connections, as fast as they answer), then p50/p99 of both at the same fixed
- * moderate rate (half the slower one's saturated throughput). Ratios are what to read: the machine is shared.
+ * Scenarios: 1 entity × 10 features (1 view), 1 × 50 (5 views), 100 × 10, 100 × 50. For each:
+ * - saturated throughput: autocannon, BENCH_CONNECTIONS keep-alive connections sending as fast as answers come back;
+ * - p50/p99 at a fixed moderate rate (half the slower server's saturated throughput, the same rate for both): an open-loop
+ *   generator sending at evenly spaced instants, whatever the answers do, latency counted from the instant a request was
+ *   due (so a server that falls behind pays for its queue; autocannon's own rate mode sends a burst at the top of every
+ *   second instead, which measures its bursts, not a fixed rate).
+ * Both are measured in BENCH_ROUNDS rounds that alternate between the two servers, and pooled (requests over time for
+ * throughput; every latency sample for the percentiles), so load from elsewhere on a shared machine lands on both.
+ * Ratios are what to read: absolute figures on a noisy 2-core machine are not.
  *
  * Env: BENCH_PG_ADMIN (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379),
- * BENCH_SECONDS (per measurement, default 6), BENCH_CONNECTIONS (default 16).
+ * BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
+ * BENCH_ONLY (e.g. `1x10,100x50`), BENCH_AUTH=disabled (run larder with LARDER_AUTH=disabled rather than with a key),
+ * BENCH_LOG_LEVEL (larder's LARDER_LOG_LEVEL; default: unset, the production default `info`),
+ * BENCH_PROFILE=<dir> (larder runs with --cpu-prof into it), BENCH_HOLD=<seconds> (start, load, hold both servers up for
+ * experiments by hand, then clean up without measuring).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pg from "pg";
@@ -19,8 +34,11 @@ import pg from "pg";
 const ROOT = path.resolve(import.meta.dirname, "..");
 const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const AUTH = process.env.BENCH_AUTH === "disabled" ? "disabled" : "apikey";
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL;
 const ENTITIES = 10_000;
 const PROJECT = "bench";
 const VIEWS = 5;
@@ -42,39 +60,52 @@ const tag = randomBytes(4).toString("hex");
 const dbName = `larder_bench_online_${tag}`;
 const prefix = `larder_bench:${tag}:`;
 const dbUrl = ADMIN.replace(/\/[^/]*$/, `/${dbName}`);
+const logFile = path.join(os.tmpdir(), `larder-bench-online-${tag}.log`);
 const children: ChildProcess[] = [];
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const col = (v: number, f: number) => `c${v * PER_VIEW + f}`;
 
-function start(name: string, args: string[], env: Record<string, string>, ready: RegExp | null): Promise<ChildProcess> {
+/** Starts a node process; its stdout goes to `stdoutFile` when given (larder's request log), else is watched for `ready`. */
+function start(
+  name: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  ready: RegExp | null,
+  stdoutFile?: string,
+): Promise<ChildProcess> {
+  const out = stdoutFile ? fs.openSync(stdoutFile, "a") : "pipe";
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", out, "pipe"],
   });
+  if (typeof out === "number") fs.closeSync(out);
   children.push(child);
   return new Promise((resolve, reject) => {
+    let seen = "";
     if (!ready) resolve(child);
-    let out = "";
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (ready?.test(out)) resolve(child);
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", (d: Buffer) => {
-      out += d.toString();
-      process.stderr.write(`[${name}] ${d}`);
+    child.stdout?.on("data", (d: Buffer) => {
+      // only kept until ready: a server's output must not pile up in the load generator's memory
+      if (ready && seen !== null) {
+        seen += d.toString();
+        if (ready.test(seen)) {
+          seen = "";
+          ready = null;
+          resolve(child);
+        }
+      }
     });
-    child.on(
-      "exit",
-      (code) => code !== null && reject(new Error(`${name} exited (${code}) before it was ready:\n${out}`)),
-    );
+    child.stderr!.on("data", (d: Buffer) => process.stderr.write(`[${name}] ${d}`));
+    child.on("exit", (code, signal) => {
+      if (code !== null && code !== 0) log(`[${name}] exited with code ${code}`);
+      reject(new Error(`${name} exited (${code ?? signal}) before it was ready`));
+    });
   });
 }
 
 async function waitHealthy(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 150; i++) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       if (res.ok) return;
@@ -84,15 +115,31 @@ async function waitHealthy(port: number): Promise<void> {
   throw new Error(`server on ${port} never became healthy`);
 }
 
-async function post(port: number, p: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`http://127.0.0.1:${port}${p}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${p}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
+async function post(port: number, p: string, body: unknown, key?: string): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    const json = await res.json();
+    // a key made a moment ago may not be known to the server yet (it re-reads keys on a miss, at most once a second)
+    if (res.status === 401 && key && attempt < 10) {
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
+    if (!res.ok) throw new Error(`${p}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+}
+
+async function createKey(scope: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--import", "tsx", "src/cli/main.ts", "keys", "create", "--scope", scope, "--name", `bench-${scope}`, "--json"],
+    { cwd: ROOT, env: { ...process.env, DATABASE_URL: dbUrl, REDIS_URL } },
+  );
+  return (JSON.parse(stdout.trim().split("\n").pop()!) as { key: string }).key;
 }
 
 function definitions() {
@@ -124,7 +171,7 @@ function value(dtype: string, i: number, f: number): unknown {
   }
 }
 
-async function load(port: number): Promise<void> {
+async function load(port: number, key: string | undefined): Promise<void> {
   const ts = new Date(Date.now() - 60_000).toISOString();
   for (let v = 0; v < VIEWS; v++) {
     for (let start = 0; start < ENTITIES; start += 2000) {
@@ -133,7 +180,7 @@ async function load(port: number): Promise<void> {
       DTYPES.forEach((dtype, f) => {
         df[col(v, f)] = ids.map((i) => value(dtype, i, f));
       });
-      await post(port, "/write-to-online-store", { feature_view_name: `bench_v${v}`, df });
+      await post(port, "/write-to-online-store", { feature_view_name: `bench_v${v}`, df }, key);
     }
   }
 }
@@ -142,15 +189,18 @@ interface Scenario {
   name: string;
   entities: number;
   views: number;
+  /** Saturated throughput ratio (larder / floor) to reach; `strict`: must be above it. */
+  target: number;
+  strict: boolean;
 }
 const SCENARIOS: Scenario[] = [
-  { name: "1×10", entities: 1, views: 1 },
-  { name: "1×50", entities: 1, views: 5 },
-  { name: "100×10", entities: 100, views: 1 },
-  { name: "100×50", entities: 100, views: 5 },
+  { name: "1×10", entities: 1, views: 1, target: 0.8, strict: false },
+  { name: "1×50", entities: 1, views: 5, target: 0.8, strict: false },
+  { name: "100×10", entities: 100, views: 1, target: 1, strict: true },
+  { name: "100×50", entities: 100, views: 5, target: 1, strict: true },
 ].filter((s) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(",").includes(s.name.replace("×", "x")));
 
-/** A few different request bodies per scenario, rotated, so the same keys are not read every time. */
+/** 64 different request bodies per scenario, rotated, so the same keys are not read every time. */
 function bodies(s: Scenario): string[] {
   const features: string[] = [];
   for (let v = 0; v < s.views; v++) for (let f = 0; f < PER_VIEW; f++) features.push(`bench_v${v}:${col(v, f)}`);
@@ -160,52 +210,124 @@ function bodies(s: Scenario): string[] {
   });
 }
 
-interface Measure {
-  rps: number;
-  p50: number;
-  p99: number;
+interface Target {
+  name: string;
+  port: number;
+  key?: string;
+}
+
+const headersOf = (t: Target) => ({
+  "content-type": "application/json",
+  ...(t.key ? { authorization: `Bearer ${t.key}` } : {}),
+});
+
+interface Saturated {
+  requests: number;
+  seconds: number;
   errors: number;
 }
 
-function run(port: number, list: string[], seconds: number, rate?: number): Promise<Measure> {
+/** Closed loop: CONNECTIONS connections, each sending its next request when the last one is answered. */
+function saturated(t: Target, list: string[], seconds: number): Promise<Saturated> {
   let i = 0;
   return new Promise((resolve, reject) => {
     autocannon(
       {
-        url: `http://127.0.0.1:${port}/get-online-features`,
+        url: `http://127.0.0.1:${t.port}/get-online-features`,
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: headersOf(t),
         connections: CONNECTIONS,
         duration: seconds,
-        ...(rate ? { overallRate: rate } : {}),
         requests: [{ setupRequest: (req) => ({ ...req, body: list[i++ % list.length]! }) }],
       },
       (err, r) => {
         if (err) return reject(err);
-        resolve({
-          rps: r.requests.average,
-          p50: r.latency.p50,
-          p99: r.latency.p99,
-          errors: r.errors + r.non2xx + r.timeouts,
-        });
+        resolve({ requests: r["2xx"], seconds: r.duration, errors: r.errors + r.non2xx + r.timeouts });
       },
     );
   });
 }
 
-async function check(ours: number, floor: number, s: Scenario): Promise<void> {
+interface Fixed {
+  latencies: number[];
+  errors: number;
+}
+
+/**
+ * Open loop at `rate` requests/s for `seconds`: request i is due at t0 + i/rate and sent then (on as many keep-alive
+ * sockets as are needed); its latency runs from when it was due to the last byte of the answer.
+ */
+function fixedRate(t: Target, list: string[], seconds: number, rate: number): Promise<Fixed> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const headers = headersOf(t);
+  const total = Math.max(1, Math.round(rate * seconds));
+  const latencies: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  let settled = 0;
+  const t0 = performance.now() + 20;
+  return new Promise((resolve) => {
+    const done = () => {
+      if (++settled === total) {
+        agent.destroy();
+        resolve({ latencies, errors });
+      }
+    };
+    const fire = (due: number, body: string) => {
+      const req = http.request(
+        {
+          agent,
+          host: "127.0.0.1",
+          port: t.port,
+          method: "POST",
+          path: "/get-online-features",
+          headers: { ...headers, "content-length": Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.on("data", () => {});
+          res.on("end", () => {
+            if (res.statusCode === 200) latencies.push(performance.now() - due);
+            else errors++;
+            done();
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        done();
+      });
+      req.end(body);
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && t0 + (sent * 1000) / rate <= now) {
+        fire(t0 + (sent * 1000) / rate, list[sent % list.length]!);
+        sent++;
+      }
+      if (sent < total) setTimeout(tick, Math.max(0, t0 + (sent * 1000) / rate - performance.now()));
+    };
+    setTimeout(tick, 20);
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function check(ours: Target, floor: Target, s: Scenario): Promise<void> {
   // both must answer the same values: the floor is only a floor if it does the same work
   const body = JSON.parse(bodies(s)[0]!);
   const [a, b] = (await Promise.all([
-    post(ours, "/get-online-features", body),
-    post(floor, "/get-online-features", body),
-  ])) as {
-    results: { values: unknown[]; statuses: string[] }[];
-  }[];
-  if (JSON.stringify(a!.results.map((r) => r.values)) !== JSON.stringify(b!.results.map((r) => r.values)))
+    post(ours.port, "/get-online-features", body, ours.key),
+    post(floor.port, "/get-online-features", body),
+  ])) as { results: { values: unknown[]; statuses: string[]; event_timestamps: string[] }[] }[];
+  if (JSON.stringify(a!.results) !== JSON.stringify(b!.results))
     throw new Error(`${s.name}: the servers answer differently`);
   if (a!.results.some((r) => r.statuses.some((x) => x !== "PRESENT"))) throw new Error(`${s.name}: values missing`);
 }
+
+const ms = (x: number) => x.toFixed(2);
 
 async function main() {
   const admin = new pg.Client({ connectionString: ADMIN });
@@ -225,7 +347,7 @@ async function main() {
   const oursPort = 6600 + Math.floor(Math.random() * 200);
   const floorPort = oursPort + 300;
   try {
-    log(`starting larder (db ${dbName}, prefix ${prefix}) and the floor…`);
+    log(`starting larder (db ${dbName}, prefix ${prefix}, request log ${logFile}) and the floor…`);
     await start(
       "larder",
       [
@@ -240,17 +362,20 @@ async function main() {
         REDIS_URL,
         LARDER_REDIS_PREFIX: prefix,
         LARDER_PROJECT: PROJECT,
-        LARDER_AUTH: "disabled",
-        LARDER_LOG_LEVEL: "warn",
+        LARDER_AUTH: AUTH,
+        LARDER_LOG_LEVEL: LOG_LEVEL,
         PORT: String(oursPort),
         HOST: "127.0.0.1",
       },
       null,
+      logFile,
     );
     await waitHealthy(oursPort);
-    await post(oursPort, `/v1/projects/${PROJECT}/apply`, definitions());
+    const adminKey = AUTH === "apikey" ? await createKey("admin") : undefined;
+    const readKey = AUTH === "apikey" ? await createKey("read") : undefined;
+    await post(oursPort, `/v1/projects/${PROJECT}/apply`, definitions(), adminKey);
     log(`loading ${ENTITIES} entities × ${VIEWS} views…`);
-    await load(oursPort);
+    await load(oursPort, adminKey);
     const views = Object.fromEntries(
       Array.from({ length: VIEWS }, (_, v) => [`bench_v${v}`, DTYPES.map((_, f) => col(v, f))]),
     );
@@ -260,38 +385,75 @@ async function main() {
       { REDIS_URL, PREFIX: prefix, PROJECT, PORT: String(floorPort), VIEWS: JSON.stringify(views) },
       /floor listening/,
     );
+    const ours: Target = { name: "larder", port: oursPort, key: readKey };
+    const floor: Target = { name: "floor", port: floorPort };
 
     if (process.env.BENCH_HOLD) {
-      // for experiments by hand: both servers stay up, loaded, for that many seconds
-      log(`holding: larder on ${oursPort}, floor on ${floorPort}`);
+      log(`holding: larder on ${oursPort} (read key ${readKey ?? "none"}), floor on ${floorPort}`);
       await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HOLD) * 1000));
+      return;
     }
+    const linesBefore = countLines(logFile);
+    let requestsToLarder = 0;
     const rows: string[][] = [];
+    const verdicts: string[] = [];
     for (const s of SCENARIOS) {
-      await check(oursPort, floorPort, s);
+      await check(ours, floor, s);
       const list = bodies(s);
       log(`${s.name}: warming up…`);
-      await run(oursPort, list, 2);
-      await run(floorPort, list, 2);
-      log(`${s.name}: saturated throughput…`);
-      const floorSat = await run(floorPort, list, SECONDS);
-      const oursSat = await run(oursPort, list, SECONDS);
-      const rate = Math.max(10, Math.round(Math.min(floorSat.rps, oursSat.rps) * 0.5));
-      log(`${s.name}: latency at ${rate} req/s…`);
-      const floorFixed = await run(floorPort, list, SECONDS, rate);
-      const oursFixed = await run(oursPort, list, SECONDS, rate);
-      const errors = floorSat.errors + oursSat.errors + floorFixed.errors + oursFixed.errors;
+      requestsToLarder += (await saturated(ours, list, 2)).requests;
+      await saturated(floor, list, 2);
+      const sat = { ours: { requests: 0, seconds: 0, errors: 0 }, floor: { requests: 0, seconds: 0, errors: 0 } };
+      for (let r = 0; r < ROUNDS; r++) {
+        log(`${s.name}: saturated throughput, round ${r + 1}/${ROUNDS}…`);
+        const order = r % 2 === 0 ? ([floor, ours] as const) : ([ours, floor] as const);
+        for (const t of order) {
+          const m = await saturated(t, list, SECONDS);
+          const acc = t === ours ? sat.ours : sat.floor;
+          acc.requests += m.requests;
+          acc.seconds += m.seconds;
+          acc.errors += m.errors;
+          if (t === ours) requestsToLarder += m.requests + m.errors;
+        }
+      }
+      const oursRps = sat.ours.requests / sat.ours.seconds;
+      const floorRps = sat.floor.requests / sat.floor.seconds;
+      const rate = Math.max(10, Math.round(Math.min(oursRps, floorRps) * 0.5));
+      const fixed = { ours: { latencies: [] as number[], errors: 0 }, floor: { latencies: [] as number[], errors: 0 } };
+      for (let r = 0; r < ROUNDS; r++) {
+        log(`${s.name}: latency at ${rate} req/s, round ${r + 1}/${ROUNDS}…`);
+        const order = r % 2 === 0 ? ([floor, ours] as const) : ([ours, floor] as const);
+        for (const t of order) {
+          const m = await fixedRate(t, list, SECONDS, rate);
+          const acc = t === ours ? fixed.ours : fixed.floor;
+          acc.latencies.push(...m.latencies);
+          acc.errors += m.errors;
+          if (t === ours) requestsToLarder += m.latencies.length + m.errors;
+        }
+      }
+      const lo = fixed.ours.latencies.sort((a, b) => a - b);
+      const lf = fixed.floor.latencies.sort((a, b) => a - b);
+      const [p50o, p99o, p50f, p99f] = [percentile(lo, 50), percentile(lo, 99), percentile(lf, 50), percentile(lf, 99)];
+      const tRatio = oursRps / floorRps;
+      const pRatio = p99o / p99f;
+      const errors = sat.ours.errors + sat.floor.errors + fixed.ours.errors + fixed.floor.errors;
       rows.push([
         s.name,
         String(rate),
-        `${oursFixed.p50} / ${oursFixed.p99}`,
-        `${floorFixed.p50} / ${floorFixed.p99}`,
-        (oursFixed.p99 / Math.max(floorFixed.p99, 0.001)).toFixed(2),
-        oursSat.rps.toFixed(0),
-        floorSat.rps.toFixed(0),
-        (oursSat.rps / floorSat.rps).toFixed(2),
+        `${ms(p50o)} / ${ms(p99o)}`,
+        `${ms(p50f)} / ${ms(p99f)}`,
+        pRatio.toFixed(2),
+        oursRps.toFixed(0),
+        floorRps.toFixed(0),
+        tRatio.toFixed(2),
         String(errors),
       ]);
+      const tOk = (s.strict ? tRatio > s.target : tRatio >= s.target) && errors === 0;
+      const pOk = pRatio <= 1 && errors === 0;
+      verdicts.push(
+        `${tOk ? "PASS" : "FAIL"}  ${s.name} throughput ${tRatio.toFixed(2)}× the floor (target ${s.strict ? ">" : "≥"} ${s.target})`,
+        `${pOk ? "PASS" : "FAIL"}  ${s.name} p99 at ${rate} req/s ${pRatio.toFixed(2)}× the floor's (target ≤ 1)`,
+      );
     }
     const head = [
       "lookup",
@@ -306,12 +468,27 @@ async function main() {
     ];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+    await new Promise((r) => setTimeout(r, 300)); // let the last log lines reach the file
+    const lines = countLines(logFile) - linesBefore;
+    const sample = lastRequestLine(logFile);
     console.log(
-      `\nOnline lookups, ${CONNECTIONS} connections, ${SECONDS}s per measurement (targets: throughput ratio ≥ 0.8 for 1×…, > 1 for 100×…; p99 ratio ≤ 1)`,
+      [
+        "",
+        `Online lookups: larder (${AUTH === "apikey" ? "LARDER_AUTH=apikey, every request with a read key" : "LARDER_AUTH=disabled"}, ` +
+          `log level ${LOG_LEVEL ?? "info (default)"}) vs the floor (bench/floor-server.ts); node ${process.version}, ${os.cpus().length} CPUs.`,
+        `Throughput: ${CONNECTIONS} connections, saturated; latency: open loop at the fixed rate (half the slower server's throughput).`,
+        `${ROUNDS} rounds × ${SECONDS}s per server and measurement, alternating, pooled.`,
+        "",
+        line(head),
+        `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+        ...rows.map(line),
+        "",
+        ...verdicts,
+        "",
+        `larder wrote ${lines} log lines for ${requestsToLarder} measured requests` +
+          (sample ? `; a request line: ${sample}` : ""),
+      ].join("\n"),
     );
-    console.log(line(head));
-    console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-    for (const r of rows) console.log(line(r));
   } finally {
     for (const c of children) c.kill("SIGTERM");
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null)));
@@ -326,7 +503,21 @@ async function main() {
     await new Promise((r) => setTimeout(r, 500));
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
+    fs.rmSync(logFile, { force: true });
   }
+}
+
+function countLines(file: string): number {
+  const buf = fs.readFileSync(file);
+  let n = 0;
+  for (let i = 0; i < buf.length; i++) if (buf[i] === 10) n++;
+  return n;
+}
+
+function lastRequestLine(file: string): string | undefined {
+  const lines = fs.readFileSync(file, "utf8").trimEnd().split("\n");
+  for (let i = lines.length - 1; i >= 0; i--) if (lines[i]!.includes("/get-online-features")) return lines[i];
+  return undefined;
 }
 
 // whatever happens, never leave a server running

@@ -102,6 +102,60 @@ export function resolveFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesR
   return out;
 }
 
+/** `x,x,…,x` (n times). */
+function repeatJoined(x: string, n: number): string {
+  return n === 0 ? "" : `${`${x},`.repeat(n - 1)}${x}`;
+}
+
+/** The JSON text of a canonical key, as the join key column answers it (`keyJson`), without a BigInt when it is short. */
+function keyJsonText(type: KeyType, canonical: string): string {
+  // up to 15 digits (and a sign) is always a safe integer, whose JSON text is the canonical text itself
+  if ((type === "int64" || type === "int32") && canonical.length <= 15) return canonical;
+  return JSON.stringify(keyJson(type, canonical));
+}
+
+interface ResolvedLookup {
+  features: ResolvedFeature[];
+  /** The views read, in the order of `ResolvedFeature.viewIndex`. */
+  views: CompiledView[];
+  /** The features' output names as JSON strings, comma-separated. */
+  featureNamesJson: string;
+}
+
+/**
+ * Resolved feature lists by snapshot and request: model servers send the same few lists again and again, and a
+ * snapshot never changes, so each list is checked once per registry version. Only lists that resolved are kept.
+ */
+const lookupCache = new WeakMap<RegistrySnapshot, Map<string, ResolvedLookup>>();
+const LOOKUP_CACHE_MAX = 1000;
+
+function resolveLookup(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest): ResolvedLookup {
+  const full = req.full_feature_names === true ? "1" : "0";
+  let cacheKey: string | undefined;
+  // The count is part of the key: a valid reference holds no newline, so a list joined with newlines only collides
+  // with a list of another length.
+  if (Array.isArray(req.features) && (req.feature_service === undefined || req.feature_service === null))
+    cacheKey = `f${full}${req.features.length}\n${req.features.join("\n")}`;
+  else if (typeof req.feature_service === "string" && (req.features === undefined || req.features === null))
+    cacheKey = `s${full}${req.feature_service}`;
+  let cache = lookupCache.get(snapshot);
+  const hit = cacheKey === undefined ? undefined : cache?.get(cacheKey);
+  if (hit) return hit;
+  const features = resolveFeatures(snapshot, req);
+  const views: CompiledView[] = [];
+  for (const f of features) views[f.viewIndex] = f.view;
+  const lookup = { features, views, featureNamesJson: features.map((f) => JSON.stringify(f.outName)).join(",") };
+  if (cacheKey !== undefined) {
+    if (!cache) {
+      cache = new Map();
+      lookupCache.set(snapshot, cache);
+    }
+    if (cache.size >= LOOKUP_CACHE_MAX) cache.clear();
+    cache.set(cacheKey, lookup);
+  }
+  return lookup;
+}
+
 /**
  * The online store, written once over a key-value backend: encodes rows for writes and builds lookup answers.
  * Answers are built as JSON text from the stored fragments (see layout.ts): the hot path parses no stored value.
@@ -142,9 +196,7 @@ export class KvOnlineStore implements OnlineStore {
     req: OnlineFeaturesRequest,
     opts: OnlineReadOptions,
   ): Promise<string> {
-    const features = resolveFeatures(snapshot, req);
-    const views: CompiledView[] = [];
-    for (const f of features) views[f.viewIndex] = f.view;
+    const { features, views, featureNamesJson } = resolveLookup(snapshot, req);
 
     // ---- entity rows: every column known, same lengths, keys normalised by value type ----
     const entityNames = Object.keys(req.entities);
@@ -169,18 +221,25 @@ export class KvOnlineStore implements OnlineStore {
           `entities: ${raw.length} entity rows is more than the limit of ${opts.maxEntityRows} per request`,
           [{ path, message: "too many entity rows" }],
         );
+      const type = entity.valueType;
       const canonical = new Array<string>(raw.length);
       for (let i = 0; i < raw.length; i++) {
+        const v = raw[i];
+        // the common case, a safe integer for an int64 key, without canonicalKey's BigInt round trip (same text)
+        if (type === "int64" && typeof v === "number" && Number.isSafeInteger(v)) {
+          canonical[i] = String(v);
+          continue;
+        }
         try {
-          canonical[i] = canonicalKey(entity.valueType, raw[i]);
+          canonical[i] = canonicalKey(type, v);
         } catch (e) {
           if (!(e instanceof ValueError)) throw e;
-          throw invalid(`${path}[${i}]: ${e.message} (${name} is ${entity.valueType})`, [
+          throw invalid(`${path}[${i}]: ${e.message} (${name} is ${type})`, [
             { path: `${path}[${i}]`, message: e.message },
           ]);
         }
       }
-      columns.set(name, { type: entity.valueType, canonical });
+      columns.set(name, { type, canonical });
     }
     if (n === -1)
       throw invalid("entities: give at least one join key column", [{ path: "entities", message: "empty" }]);
@@ -194,6 +253,7 @@ export class KvOnlineStore implements OnlineStore {
     // ---- one read for every (view, entity row); repeated rows share a key ----
     const keyIndex = new Map<string, number>();
     const keys: string[] = [];
+    const keyView: CompiledView[] = [];
     const slot = new Int32Array(views.length * n);
     for (let v = 0; v < views.length; v++) {
       const view = views[v]!;
@@ -206,6 +266,7 @@ export class KvOnlineStore implements OnlineStore {
         if (idx === undefined) {
           idx = keys.length;
           keys.push(key);
+          keyView.push(view);
           keyIndex.set(key, idx);
         }
         slot[v * n + r] = idx;
@@ -217,8 +278,6 @@ export class KvOnlineStore implements OnlineStore {
     const nowMicros = (opts.nowMs ?? Date.now()) * 1000;
     const decoded = new Array<string[] | null>(keys.length);
     const stale = new Uint8Array(keys.length);
-    const keyView = new Array<CompiledView>(keys.length);
-    for (let v = 0; v < views.length; v++) for (let r = 0; r < n; r++) keyView[slot[v * n + r]!] = views[v]!;
     for (let i = 0; i < keys.length; i++) {
       const s = raw[i];
       if (s === null || s === undefined) {
@@ -237,49 +296,62 @@ export class KvOnlineStore implements OnlineStore {
     }
 
     // ---- the answer, as text ----
-    const names = [...entityNames, ...features.map((f) => f.outName)];
-    let out = `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[`;
+    // A view's statuses and event times are the same for each of its features (but for NULL_VALUE): built once per view.
+    const viewTs = new Array<string>(views.length);
+    const viewStatuses = new Array<string>(views.length);
+    for (let v = 0; v < views.length; v++) {
+      let ts = "";
+      let statuses = "";
+      for (let r = 0; r < n; r++) {
+        const sep = r ? "," : "";
+        const k = slot[v * n + r]!;
+        const parts = decoded[k];
+        ts += sep + (parts ? parts[HEADER_TS_JSON]! : EPOCH_JSON);
+        statuses += sep + (parts ? (stale[k] ? S_OUTSIDE : S_PRESENT) : S_NOT_FOUND);
+      }
+      viewTs[v] = ts;
+      viewStatuses[v] = statuses;
+    }
+    let out = `{"metadata":{"feature_names":[`;
+    for (let i = 0; i < entityNames.length; i++) out += `${i ? "," : ""}${JSON.stringify(entityNames[i])}`;
+    out += `${featureNamesJson ? `,${featureNamesJson}` : ""}]},"results":[`;
+    const allPresent = repeatJoined(S_PRESENT, n);
+    const allEpoch = repeatJoined(EPOCH_JSON, n);
     let first = true;
     for (const name of entityNames) {
       const col = columns.get(name)!;
       let values = "";
-      let statuses = "";
-      let ts = "";
-      for (let r = 0; r < n; r++) {
-        const sep = r ? "," : "";
-        values += sep + JSON.stringify(keyJson(col.type, col.canonical[r]!));
-        statuses += sep + S_PRESENT;
-        ts += sep + EPOCH_JSON;
-      }
-      out += `${first ? "" : ","}{"values":[${values}],"statuses":[${statuses}],"event_timestamps":[${ts}]}`;
+      for (let r = 0; r < n; r++) values += (r ? "," : "") + keyJsonText(col.type, col.canonical[r]!);
+      out += `${first ? "" : ","}{"values":[${values}],"statuses":[${allPresent}],"event_timestamps":[${allEpoch}]}`;
       first = false;
     }
     for (const f of features) {
       const fi = FIRST_VALUE + f.feature.index;
       const base = f.viewIndex * n;
       let values = "";
-      let statuses = "";
-      let ts = "";
+      let nulls = false;
       for (let r = 0; r < n; r++) {
         const sep = r ? "," : "";
         const k = slot[base + r]!;
         const parts = decoded[k];
-        if (!parts) {
-          values += `${sep}null`;
-          statuses += sep + S_NOT_FOUND;
-          ts += sep + EPOCH_JSON;
-        } else if (stale[k]) {
-          values += `${sep}null`;
-          statuses += sep + S_OUTSIDE;
-          ts += sep + parts[HEADER_TS_JSON]!;
-        } else {
+        if (!parts || stale[k]) values += `${sep}null`;
+        else {
           const frag = parts[fi]!;
           values += sep + frag;
-          statuses += sep + (frag === "null" ? S_NULL : S_PRESENT);
-          ts += sep + parts[HEADER_TS_JSON]!;
+          if (frag === "null") nulls = true;
         }
       }
-      out += `${first ? "" : ","}{"values":[${values}],"statuses":[${statuses}],"event_timestamps":[${ts}]}`;
+      let statuses = viewStatuses[f.viewIndex]!;
+      if (nulls) {
+        statuses = "";
+        for (let r = 0; r < n; r++) {
+          const sep = r ? "," : "";
+          const k = slot[base + r]!;
+          const parts = decoded[k];
+          statuses += sep + (!parts ? S_NOT_FOUND : stale[k] ? S_OUTSIDE : parts[fi] === "null" ? S_NULL : S_PRESENT);
+        }
+      }
+      out += `${first ? "" : ","}{"values":[${values}],"statuses":[${statuses}],"event_timestamps":[${viewTs[f.viewIndex]}]}`;
       first = false;
     }
     return `${out}]}`;
