@@ -13,7 +13,7 @@ import type { SnapshotCache } from "../registry/snapshot-cache.ts";
 import { apiKeyAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
-import { limitJsonDepth } from "./json-depth.ts";
+import { limitJsonDepth, readBodiesAsJson } from "./json-depth.ts";
 import { createMetrics, instrumentOnlineStore, type Metrics, registerMetricsRoute } from "./metrics.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
@@ -91,14 +91,22 @@ export function createApp(deps: AppDeps): App {
     else log.info(fields, "request");
   });
   if (deps.auth) app.use(apiKeyAuth(deps.auth, deps.defaultProject));
-  app.use(
-    bodyLimit({
-      maxSize: deps.limits.maxBodyBytes,
-      onError: () => {
-        throw new ApiError(413, "payload_too_large", `request body is larger than ${deps.limits.maxBodyBytes} bytes`);
-      },
-    }),
-  );
+  const tooLarge = () => {
+    throw new ApiError(413, "payload_too_large", `request body is larger than ${deps.limits.maxBodyBytes} bytes`);
+  };
+  const limitStreamedBody = bodyLimit({ maxSize: deps.limits.maxBodyBytes, onError: tooLarge });
+  app.use((c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+    // A declared length is checked from the header alone (Node's parser never reads past it). Hono's bodyLimit reads
+    // c.req.raw.body, which makes @hono/node-server build a full web Request and stream for every request: a large
+    // share of a small lookup's cost. Bodies without a length (chunked) are counted as they stream, by bodyLimit.
+    const length = c.req.header("content-length");
+    if (length !== undefined && c.req.header("transfer-encoding") === undefined)
+      return Number.parseInt(length, 10) > deps.limits.maxBodyBytes ? tooLarge() : next();
+    return limitStreamedBody(c, next);
+  });
+
+  app.use(readBodiesAsJson());
   app.use(limitJsonDepth());
 
   app.onError(onError);
