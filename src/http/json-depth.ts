@@ -41,3 +41,30 @@ export function limitJsonDepth(max = MAX_JSON_DEPTH): MiddlewareHandler<AppEnv> 
     await next();
   };
 }
+
+/**
+ * Every body is read as JSON, whatever its content-type says, as Feast's feature server reads it: Feast's own docs
+ * send lookups with `curl -d '{…}'`, which labels them form-urlencoded, and clients written against Feast must work
+ * unchanged. Only requests not labelled JSON pay for the relabelling.
+ */
+const PLAIN_JSON_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
+
+export function readBodiesAsJson(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+      const type = c.req.header("content-type");
+      if (!type || !PLAIN_JSON_TYPE.test(type)) {
+        const raw = c.req.raw;
+        try {
+          raw.headers.set("content-type", "application/json");
+        } catch {
+          // a Request whose headers are immutable: an equal one with the new label
+          const headers = new Headers(raw.headers);
+          headers.set("content-type", "application/json");
+          c.req.raw = new Request(raw, { headers });
+        }
+      }
+    }
+    await next();
+  };
+}
