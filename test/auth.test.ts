@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KeyCache } from "../src/auth/keys.ts";
 import { ErrorBody } from "../src/http/errors.ts";
 import { createLogger } from "../src/logger.ts";
 import { createTestContext, exampleDefinitions, type TestContext } from "./support/app.ts";
@@ -177,6 +178,18 @@ describe("revocation", () => {
     await store.revoke(k.info.id);
     await cache.poll();
     expectError(await t.call("GET", "/v1/projects/demo/entities", undefined, bearer(k.key)), 401, "unauthenticated");
+  });
+
+  it("a key made just after the cache read the table works at once (it waits for the next read, not a 401)", async () => {
+    const { store } = t.keys!;
+    const cache = new KeyCache({ store, pepper: "test-pepper-0123456789", pollMs: 60_000, missRefreshMs: 500 });
+    await cache.refresh();
+    const k = await store.create({ scope: "read" });
+    const started = Date.now();
+    expect((await cache.verify(k.key))?.keyId).toBe(k.info.id);
+    expect(Date.now() - started).toBeLessThan(2000);
+    // a key that does not exist is still refused, and the rate of reads it causes stays bounded
+    expect(await cache.verify(`lk_${"0".repeat(16)}_${"0".repeat(64)}`)).toBeNull();
   });
 
   it("keys made and revoked by the CLI, another process, take effect within the poll interval", async () => {

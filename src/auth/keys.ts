@@ -147,13 +147,15 @@ interface CachedKey {
 
 /**
  * Every key in memory, so verifying one costs no database round trip. The table is re-read every `pollMs` (revocations
- * by the CLI take effect within that), and at once, at most every `missRefreshMs`, when an unknown id shows up (so a key
- * made a moment ago works at once). When the database is down the keys already known keep working.
+ * by the CLI take effect within that), and when an unknown id shows up: at once, or once `missRefreshMs` has passed since
+ * the last read, the request waiting for it (so a key made a moment ago works at once, and guessing costs the database
+ * at most one read per `missRefreshMs`). When the database is down the keys already known keep working.
  */
 export class KeyCache implements KeyVerifier {
   private keys = new Map<string, CachedKey>();
   private loaded = false;
   private refreshing: Promise<void> | undefined;
+  private delayedRefresh: Promise<void> | undefined;
   private lastRefreshAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private used = new Set<string>();
@@ -166,17 +168,16 @@ export class KeyCache implements KeyVerifier {
     let entry = this.keys.get(parsed.id);
     if (!entry) {
       const missMs = this.opts.missRefreshMs ?? 1000;
-      if (!this.loaded || Date.now() - this.lastRefreshAt >= missMs) {
-        try {
-          await this.refresh();
-        } catch (e) {
-          throw new DomainError(
-            "unavailable",
-            `cannot verify the API key: the database is unavailable (${(e as Error).message})`,
-          );
-        }
-      } else if (this.refreshing) {
-        await this.refreshing.catch(() => {});
+      const sinceLast = Date.now() - this.lastRefreshAt;
+      try {
+        // Within missMs of the last read, wait for the next one rather than refuse: the last read may predate the key.
+        if (!this.loaded || sinceLast >= missMs) await this.refresh();
+        else await this.refreshIn(missMs - sinceLast);
+      } catch (e) {
+        throw new DomainError(
+          "unavailable",
+          `cannot verify the API key: the database is unavailable (${(e as Error).message})`,
+        );
       }
       entry = this.keys.get(parsed.id);
       if (!entry) return null;
@@ -184,6 +185,16 @@ export class KeyCache implements KeyVerifier {
     if (entry.revoked || !secretMatches(parsed.secret, entry.hash, this.opts.pepper)) return null;
     this.used.add(parsed.id);
     return entry.principal;
+  }
+
+  /** A re-read once `ms` have passed; callers meanwhile share it. */
+  private refreshIn(ms: number): Promise<void> {
+    this.delayedRefresh ??= new Promise<void>((resolve) => setTimeout(resolve, ms))
+      .then(() => this.refresh())
+      .finally(() => {
+        this.delayedRefresh = undefined;
+      });
+    return this.delayedRefresh;
   }
 
   /** Re-reads the table (one query; concurrent callers share it). */
