@@ -29,6 +29,7 @@
  * happens, ctrl-C included.
  */
 import http from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import {
   benchTag,
   cleanRedisPrefixAtEnd,
@@ -527,6 +528,9 @@ async function main(): Promise<number> {
     { s: (WARMUP_S + SECONDS) / 2, label: "mid-way" },
   ];
   const liveDuringLoad: Promise<void>[] = [];
+  // this process's own stalls: they delay sends and answers alike, and the server's log writes into our pipe
+  const clientLag = monitorEventLoopDelay({ resolution: 10 });
+  clientLag.enable();
   t0 = performance.now();
   t0Wall = Date.now();
   loadRunning = true;
@@ -567,6 +571,7 @@ async function main(): Promise<number> {
   }
   await Promise.all(inFlight);
   loadRunning = false;
+  clientLag.disable();
   const loadSeconds = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   samples.push(sampleMemory(server, loadSeconds));
@@ -667,7 +672,7 @@ async function main(): Promise<number> {
       .join(" ")} (MB)`,
   );
   console.log(
-    `server side   request durations from its log: ${pct(serverMs)} ms${slowest.length && errors ? `; slowest: ${slowest.map((x) => `${x.route} ${x.ms} ms at ${x.at.toFixed(1)} s`).join(", ")}` : ""}`,
+    `server side   request durations from its log: ${pct(serverMs)} ms; load generator's event-loop delay p99 ${(clientLag.percentile(99) / 1e6).toFixed(0)} / max ${(clientLag.max / 1e6).toFixed(0)} ms${slowest.length && errors ? `; slowest: ${slowest.map((x) => `${x.route} ${x.ms} ms at ${x.at.toFixed(1)} s`).join(", ")}` : ""}`,
   );
   console.log(
     `pushes        ${acked.length} acknowledged (${preloadPushes} pre-load + ${acked.length - preloadPushes} under load; ${rowsPushed} rows); verified readable: ${preloadPushes} pre-load by a read of every entity, ${verifiedInRun} by the lookup that followed, ${verifiedFinal} by the final state; not verified: ${unverified}`,
