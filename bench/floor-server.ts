@@ -65,3 +65,6 @@ app.post("/get-online-features", async (c) => {
 serve({ fetch: app.fetch, port: Number(process.env.PORT ?? 6570), hostname: "127.0.0.1" }, (info) => {
   process.stdout.write(`floor listening on ${info.port}\n`);
 });
+
+// a normal exit, so that `node --cpu-prof` writes its profile (bench:online with BENCH_PROFILE)
+process.on("SIGTERM", () => process.exit(0));

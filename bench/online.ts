@@ -17,7 +17,7 @@
  * BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
  * BENCH_ONLY (e.g. `1x10,100x50`), BENCH_AUTH=disabled (run larder with LARDER_AUTH=disabled rather than with a key),
  * BENCH_LOG_LEVEL (larder's LARDER_LOG_LEVEL; default: unset, the production default `info`),
- * BENCH_PROFILE=<dir> (larder runs with --cpu-prof into it), BENCH_HOLD=<seconds> (start, load, hold both servers up for
+ * BENCH_PROFILE=<dir> (both servers run with --cpu-prof, into <dir>/larder and <dir>/floor), BENCH_HOLD=<seconds> (start, load, hold both servers up for
  * experiments by hand, then clean up without measuring).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -63,6 +63,8 @@ const dbUrl = ADMIN.replace(/\/[^/]*$/, `/${dbName}`);
 const logFile = path.join(os.tmpdir(), `larder-bench-online-${tag}.log`);
 const children: ChildProcess[] = [];
 
+const profileArgs = (name: string) =>
+  process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.join(process.env.BENCH_PROFILE, name)}`] : [];
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const col = (v: number, f: number) => `c${v * PER_VIEW + f}`;
 
@@ -350,13 +352,7 @@ async function main() {
     log(`starting larder (db ${dbName}, prefix ${prefix}, request log ${logFile}) and the floor…`);
     await start(
       "larder",
-      [
-        ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "serve",
-      ],
+      [...profileArgs("larder"), "--import", "tsx", "src/cli/main.ts", "serve"],
       {
         DATABASE_URL: dbUrl,
         REDIS_URL,
@@ -381,7 +377,7 @@ async function main() {
     );
     await start(
       "floor",
-      ["--import", "tsx", "bench/floor-server.ts"],
+      [...profileArgs("floor"), "--import", "tsx", "bench/floor-server.ts"],
       { REDIS_URL, PREFIX: prefix, PROJECT, PORT: String(floorPort), VIEWS: JSON.stringify(views) },
       /floor listening/,
     );

@@ -153,27 +153,29 @@ export function instrumentOnlineStore(store: OnlineStore, metrics: Metrics): Onl
     if (toApiError(e).status >= 500) metrics.onlineError(operation);
     throw e;
   };
+  const failedRead = failed("read");
+  const failedWrite = failed("write");
+  const failedPing = failed("ping");
+  // Made once, not per call: a lookup is the hot path.
+  const lookup: OnlineStore["getOnlineFeatures"] = (snapshot, req, opts) =>
+    store.getOnlineFeatures(snapshot, req, opts).then((text) => {
+      const rows = Object.values(req.entities)[0]?.length ?? 0;
+      const features =
+        req.features?.length ??
+        (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ??
+        0;
+      metrics.served(snapshot.project, rows, features);
+      return text;
+    }, failedRead);
+  const write: OnlineStore["write"] = (view, rows) => store.write(view, rows).catch(failedWrite);
+  const ping: OnlineStore["ping"] = () => store.ping().catch(failedPing);
   return new Proxy(store, {
     get(target, prop, receiver) {
+      if (prop === "getOnlineFeatures") return lookup;
+      if (prop === "write") return write;
+      if (prop === "ping") return ping;
       const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== "function") return value;
-      if (prop === "getOnlineFeatures") {
-        const lookup: OnlineStore["getOnlineFeatures"] = (snapshot, req, opts) =>
-          target.getOnlineFeatures(snapshot, req, opts).then((text) => {
-            const rows = Object.values(req.entities)[0]?.length ?? 0;
-            const features =
-              req.features?.length ??
-              (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ??
-              0;
-            metrics.served(snapshot.project, rows, features);
-            return text;
-          }, failed("read"));
-        return lookup;
-      }
-      if (prop === "write" || prop === "ping")
-        return (...args: unknown[]) =>
-          (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(failed(prop));
-      return value.bind(target);
+      return typeof value === "function" ? value.bind(target) : value;
     },
   });
 }
