@@ -108,6 +108,9 @@ export async function startServer(
   // Slow or stalled clients must not hold connections (and a shutdown) open forever.
   server.requestTimeout = config.LARDER_REQUEST_TIMEOUT_MS;
   server.headersTimeout = Math.min(30_000, config.LARDER_REQUEST_TIMEOUT_MS);
+  // Idle keep-alive connections stay open longer than clients and load balancers keep theirs (often 60 s): with
+  // Node's 5 s, a client reusing a socket just as the server closes it sees "socket hang up" on a good request.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
