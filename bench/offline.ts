@@ -5,8 +5,9 @@
  *    does in production: a real server process (`larder serve`), sent `POST /v1/projects/bench/materialize`; its peak
  *    memory is the server's own peak RSS (VmHWM). The floor, in its own process: the same query (the view's
  *    DISTINCT ON latest-row-per-entity window query) read with a bare `pg` cursor and written with bare ioredis
- *    pipelines (a plain SET of a JSON value per key, no compare-and-set), the next FETCH overlapping the Redis write
- *    as Larder's does, with Larder's batch size. Best of two runs each; memory: the larger peak of the two.
+ *    pipelines (a plain SET of a JSON value per key, no compare-and-set), the next FETCH overlapping the Redis writes
+ *    as Larder's does, with Larder's batch size and number of writes in flight. Best of two runs each; memory: the
+ *    larger peak of the two.
  * 2. Historical retrieval of 100,000 entity rows against three views of 1,000,000 rows each (ttls 1d, 7d, 0), next
  *    to the same join written by hand as one SQL query (unnest + LATERAL … ORDER BY ts DESC, created DESC LIMIT 1)
  *    run with bare `pg`. Both use the same index on each source table, (entity_id, ts DESC, created DESC NULLS LAST).
@@ -56,14 +57,14 @@ interface PhaseResult {
   extra?: Record<string, number | string>;
 }
 
-function finish(r: Omit<PhaseResult, "maxRssMb">): never {
-  const out: PhaseResult = { ...r, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+function finish(r: Omit<PhaseResult, "maxRssMb"> & { maxRssMb?: number }): never {
+  const out: PhaseResult = { ...r, maxRssMb: r.maxRssMb ?? process.resourceUsage().maxRSS / 1024 };
   process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
   process.exit(0);
 }
 
 async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
-  const { windowQuery, DEFAULT_BATCH_SIZE } = await import("../src/offline/materialize.ts");
+  const { windowQuery, DEFAULT_BATCH_SIZE, DEFAULT_WRITE_DEPTH } = await import("../src/offline/materialize.ts");
   const { snap, database } = await openBench(dbUrl);
   await database.close();
   const view = snap.views.get("mat")!;
@@ -71,12 +72,15 @@ async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
   await client.connect();
   const redis = new Redis(REDIS_URL);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await client.query("BEGIN");
   await client.query("SET LOCAL TIME ZONE 'UTC'");
   await client.query(
     `DECLARE c NO SCROLL CURSOR FOR ${windowQuery(view, Date.parse(WINDOW.start) * 1000, Date.parse(WINDOW.end) * 1000)}`,
   );
   const fetch = () => client.query(`FETCH ${DEFAULT_BATCH_SIZE} FROM c`).then((r) => r.rows);
+  // as Larder: the next FETCH overlaps the writes, and as many pipelines are in flight as Larder has writes
+  const writing: Promise<unknown>[] = [];
   let rows = 0;
   let next = fetch();
   for (;;) {
@@ -89,14 +93,17 @@ async function phaseFloorMaterialize(dbUrl: string, prefix: string) {
       for (let j = 0; j < FEATURES.length; j++) values[j] = r[`f${j}`];
       p.set(`${prefix}bench:{entity_id=${r.k0}}:mat`, JSON.stringify([r.__ts_us, r.__cr_us, values]));
     }
-    await p.exec();
+    writing.push(p.exec());
+    if (writing.length >= DEFAULT_WRITE_DEPTH) await writing.shift();
     rows += batch.length;
   }
+  await Promise.all(writing);
   await client.query("COMMIT");
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await client.end();
   redis.disconnect();
-  finish({ ms, rows });
+  finish({ ms, rows, extra: { cpu_ms: Math.round((cpu.user + cpu.system) / 1000) } });
 }
 
 async function openBench(dbUrl: string) {
@@ -147,7 +154,8 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
     HOST: "127.0.0.1",
     PORT: String(port),
   };
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/larder.js"), "serve"], {
+  const nodeFlags = process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof
+  const child = spawn(process.execPath, [...nodeFlags, path.join(ROOT, "bin/larder.js"), "serve"], {
     cwd: ROOT,
     env,
     stdio: ["ignore", "ignore", "inherit"],
@@ -494,6 +502,8 @@ const [phase, ...args] = process.argv.slice(2);
 const phases: Record<string, () => Promise<void>> = {
   "floor-mat": () => phaseFloorMaterialize(args[0]!, args[1]!),
   "hand-hist": () => phaseHandHistorical(args[0]!),
+  // one server run on its own (for profiling: NODE_OPTIONS=--cpu-prof reaches the server)
+  "larder-mat": () => larderServerMaterialize(args[0]!, args[1]!).then((r) => finish(r)),
   "larder-hist": () => phaseLarderHistorical(args[0]!, args[1] === "http" ? "http" : "service"),
 };
 const run = phase ? phases[phase] : main;

@@ -254,21 +254,31 @@ describe("jobs: failures, conflicts, the record", () => {
     await t.deps.db.execute(sql`UPDATE larder.materialization_jobs SET status = 'failed' WHERE status = 'running'`);
   });
 
-  it("a job that fails half-way is recorded failed, and a re-run ends right", async () => {
-    await pgc.query(`INSERT INTO public.mat_a SELECT 100 + g, '2025-01-01Z', NULL, g, g FROM generate_series(1, 10) g`);
-    const snap = await t.deps.snapshots.get("m");
+  /** An online store whose `n`-th write fails (a Redis that fell over mid-job). */
+  const failingOnWrite = (n: number): OnlineStore => {
     let writes = 0;
-    const flaky: OnlineStore = {
+    return {
       ...t.online,
       write: async (view, rows) => {
-        if (++writes === 2) throw new Error("online store fell over");
+        if (++writes === n) throw new Error("online store fell over");
         return t.online.write(view, rows);
       },
       getOnlineFeatures: t.online.getOnlineFeatures.bind(t.online),
       ping: () => t.online.ping(),
       close: async () => {},
     };
-    const m = new Materializer({ db: t.deps.db, online: flaky, logger: silentLogger(), batchSize: 4 });
+  };
+  it("a job that fails half-way is recorded failed, and a re-run ends right", async () => {
+    await pgc.query(`INSERT INTO public.mat_a SELECT 100 + g, '2025-01-01Z', NULL, g, g FROM generate_series(1, 10) g`);
+    const snap = await t.deps.snapshots.get("m");
+    // one write at a time: the second batch fails, nothing after it is written
+    const m = new Materializer({
+      db: t.deps.db,
+      online: failingOnWrite(2),
+      logger: silentLogger(),
+      batchSize: 4,
+      writeDepth: 1,
+    });
     const req = { kind: "window" as const, start: "2025-01-01", end: "2025-01-02", views: ["a"] };
     const { jobs, failures } = await m.materialize(snap, req);
     expect(failures).toHaveLength(1);
@@ -290,6 +300,34 @@ describe("jobs: failures, conflicts, the record", () => {
     expect(listed.status).toBe(200);
     expect(listed.body.jobs.map((j: { status: string }) => j.status)).toEqual(["succeeded", "failed"]);
     expect(listed.body.jobs[1].error).toBe("online store fell over");
+  });
+
+  it("with several writes in flight, a failed job records exactly the rows it wrote, and a re-run ends right", async () => {
+    const TEN = [201, 202, 203, 204, 205, 206, 207, 208, 209, 210];
+    await pgc.query(`INSERT INTO public.mat_a SELECT 200 + g, '2025-02-01Z', NULL, g, g FROM generate_series(1, 10) g`);
+    const snap = await t.deps.snapshots.get("m");
+    const req = { kind: "window" as const, start: "2025-02-01", end: "2025-02-02", views: ["a"] };
+    const m = new Materializer({
+      db: t.deps.db,
+      online: failingOnWrite(2),
+      logger: silentLogger(),
+      batchSize: 2,
+      writeDepth: 3,
+    });
+    const { jobs } = await m.materialize(snap, req);
+    expect(jobs[0]).toMatchObject({ status: "failed", error: "online store fell over" });
+    const got = await readA(TEN);
+    const present = got.status.filter((s: string) => s === "PRESENT").length;
+    expect(got.status.slice(2, 4)).toEqual(["NOT_FOUND", "NOT_FOUND"]); // the failed batch
+    expect(jobs[0]!.rows_written).toBe(present);
+    expect(present).toBeLessThan(10);
+
+    const again = await new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger() }).materialize(
+      snap,
+      req,
+    );
+    expect(again.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 10, rows_written: 10 });
+    expect((await readA(TEN)).n).toEqual(TEN.map((id) => id - 200));
   });
 
   it("answers 409 while a view is being materialised; an abandoned job does not block forever", async () => {
