@@ -41,10 +41,16 @@ return out
 /** Keys per script call: large enough to amortise the round trip, small enough not to stall Redis for long. */
 const BATCH = 500;
 
+interface PendingRead {
+  keys: string[];
+  resolve(values: (string | null)[]): void;
+  reject(e: unknown): void;
+}
+
 type WithScript = Redis & { larderPutIfNewer(numKeys: number, ...args: (string | number)[]): Promise<number[]> };
 
 /**
- * OnlineKv over one Redis connection. Reads are one MGET; writes one EVALSHA per batch (ioredis' defineCommand
+ * OnlineKv over one Redis connection. Reads are one MGET (shared by the lookups of one event-loop turn); writes one EVALSHA per batch (ioredis' defineCommand
  * sends EVALSHA and falls back to EVAL once when the script cache was flushed).
  * Redis Cluster (later): a script's keys must share a slot, so batches would be grouped by hash slot, and MGET split
  * per slot; the layout already puts every view's row of one entity in one slot.
@@ -57,10 +63,48 @@ export class RedisKv implements OnlineKv {
     this.r = redis as WithScript;
   }
 
-  async getMany(keys: string[]): Promise<(string | null)[]> {
-    if (keys.length === 0) return [];
-    return this.redis.mget(keys);
+  /**
+   * One MGET for all the lookups that ask within one turn of the event loop: under load, many requests reach this
+   * point together, and one command costs one write and one read on the socket where each would cost its own (on a
+   * busy machine, a socket write costs as much as decoding a whole small answer). Alone, a lookup waits only for the
+   * end of the current turn.
+   */
+  getMany(keys: string[]): Promise<(string | null)[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      if (this.pending === null) {
+        this.pending = [];
+        setImmediate(this.flushReads);
+      }
+      this.pending.push({ keys, resolve, reject });
+    });
   }
+
+  private pending: PendingRead[] | null = null;
+
+  private readonly flushReads = () => {
+    const batch = this.pending!;
+    this.pending = null;
+    if (batch.length === 1) {
+      const only = batch[0]!;
+      this.redis.mget(only.keys).then(only.resolve, only.reject);
+      return;
+    }
+    const all: string[] = [];
+    for (const b of batch) for (const k of b.keys) all.push(k);
+    this.redis.mget(all).then(
+      (values) => {
+        let at = 0;
+        for (const b of batch) {
+          b.resolve(values.slice(at, at + b.keys.length));
+          at += b.keys.length;
+        }
+      },
+      (e) => {
+        for (const b of batch) b.reject(e);
+      },
+    );
+  };
 
   async putIfNewer(entries: OnlineKvEntry[]): Promise<boolean[]> {
     const out: boolean[] = [];
