@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -7,6 +8,8 @@ import { Materializer } from "../src/offline/materialize.ts";
 import { rowsOf } from "../src/offline/sql.ts";
 import type { OnlineStore } from "../src/online/store.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
+import { cleanEnv, LARDER_BIN, ROOT } from "./support/process.ts";
+import { TEST_REDIS_URL } from "./support/redis.ts";
 
 let t: TestContext;
 let pgc: pg.Client;
@@ -25,13 +28,15 @@ const DEFS = {
       created_timestamp_field: "created",
     },
     { name: "c_src", kind: "postgres", table: "public.mat_c", timestamp_field: "ts" },
+    // view a is fed by pushes too; materialisation reads the push source's batch table
+    { name: "a_push", kind: "push", batch_source: "a_src" },
   ],
   feature_views: [
     // ttl 0: stored values never expire, so reads are independent of the test's clock
     {
       name: "a",
       entities: ["driver"],
-      source: "a_src",
+      source: "a_push",
       ttl: 0,
       schema: [
         { name: "x", dtype: "float32" },
@@ -129,10 +134,11 @@ describe("materialize a window", () => {
   });
 
   it("re-running the window changes nothing", async () => {
+    const before = await readA([1, 2, 3, 4]);
     const res = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a"] });
-    expect(res.body.jobs[0].status).toBe("succeeded");
-    const got = await readA([1, 2, 3, 4]);
-    expect(got.n).toEqual([25, 55, null, null]);
+    expect(res.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 2 });
+    expect(await readA([1, 2, 3, 4])).toEqual(before);
+    expect(before.n).toEqual([25, 55, null, null]);
   });
 
   it("a push newer than the window survives a later materialisation; newer rows replace older ones", async () => {
@@ -152,15 +158,21 @@ describe("materialize a window", () => {
     const got = await readA([1, 2, 3, 4]);
     // driver 1: 12:00 is newer than the 11:45 push; driver 2: the window's row is newer than the 08:00 write
     expect(got.n).toEqual([30, 55, 70, 90]);
-    await t.online.write(view, [
-      { key: ["3"], eventTs: Date.parse("2024-01-03T00:00:00Z") * 1000, createdTs: 0, values: [1, 1] },
-    ]);
-    await t.call("POST", "/v1/projects/m/materialize", {
+    // a push through the API, newer than the window, then the window again: the push stays
+    const push = await t.call("POST", "/v1/projects/m/push", {
+      push_source_name: "a_push",
+      df: { driver_id: [3], ts: ["2024-01-03T00:00:00Z"], x: [1.5], n: [1] },
+      to: "online",
+    });
+    expect(push.status, JSON.stringify(push.body)).toBe(200);
+    const again = await t.call("POST", "/v1/projects/m/materialize", {
       start_ts: "2024-01-01",
       end_ts: "2024-01-02",
       feature_views: ["a"],
     });
-    expect((await readA([3])).n).toEqual([1]);
+    expect(again.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 4 });
+    expect(await readA([3])).toEqual({ x: [1.5], n: [1], status: ["PRESENT"] });
+    expect((await readA([1, 2, 4])).n).toEqual([30, 55, 90]);
   });
 
   it("materialises every online view when none are named, not offline-only ones", async () => {
@@ -328,6 +340,59 @@ describe("jobs: failures, conflicts, the record", () => {
     );
     expect(again.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 10, rows_written: 10 });
     expect((await readA(TEN)).n).toEqual(TEN.map((id) => id - 200));
+  });
+
+  it("a job whose process is killed half-way stays recorded (409 meanwhile), and a re-run ends right", async () => {
+    // 60,000 entities of view a in a window of their own, materialised by the real CLI, killed (SIGKILL) mid-job
+    const N = 60_000;
+    const first = 1_000_001;
+    const last = first + N - 1;
+    await pgc.query(
+      `INSERT INTO public.mat_a SELECT ${first - 1} + g, '2026-03-01Z', NULL, g, g FROM generate_series(1, ${N}) g`,
+    );
+    const child = spawn(process.execPath, [LARDER_BIN, "materialize", "2026-03-01", "2026-03-02", "--views", "a"], {
+      cwd: ROOT,
+      env: cleanEnv({
+        DATABASE_URL: t.db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        LARDER_REDIS_PREFIX: t.prefix,
+        LARDER_PROJECT: "m",
+      }),
+      stdio: "ignore",
+    });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    // kill it as soon as its first batch is in the online store
+    const deadline = Date.now() + 30_000;
+    while ((await readA([first])).status[0] !== "PRESENT") {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the CLI ended first (${child.exitCode})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill("SIGKILL");
+    await exited;
+    expect((await readA([last])).status).toEqual(["NOT_FOUND"]); // it really was half-way
+
+    // the record: the job is there, still running (nobody could record its end); the view answers 409 meanwhile
+    const listed = await t.call("GET", "/v1/projects/m/materialization-jobs?feature_view=a&limit=1");
+    expect(listed.body.jobs[0]).toMatchObject({ status: "running", start_ts: "2026-03-01T00:00:00Z" });
+    const killedId = listed.body.jobs[0].id;
+    const busy = await t.call("POST", "/v1/projects/m/materialize", {
+      start_ts: "2026-03-01",
+      end_ts: "2026-03-02",
+      feature_views: ["a"],
+    });
+    expect(busy.status).toBe(409);
+    expect(busy.body.error.message).toMatch(/already being materialised/);
+
+    // once its heartbeat is stale the job is marked failed (abandoned), and a re-run completes the window
+    const snap = await t.deps.snapshots.get("m");
+    const m = new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger(), staleAfterMs: 200 });
+    await new Promise((r) => setTimeout(r, 400));
+    const again = await m.materialize(snap, { kind: "window", start: "2026-03-01", end: "2026-03-02", views: ["a"] });
+    expect(again.jobs[0]).toMatchObject({ status: "succeeded", rows_read: N, rows_written: N });
+    const killed = await t.call("GET", `/v1/projects/m/materialization-jobs/${killedId}`);
+    expect(killed.body).toMatchObject({ status: "failed", error: expect.stringMatching(/abandoned/) });
+    const mid = first + Math.floor(N / 2);
+    expect((await readA([first, mid, last])).n).toEqual([1, mid - first + 1, N]);
   });
 
   it("answers 409 while a view is being materialised; an abandoned job does not block forever", async () => {
