@@ -128,14 +128,29 @@ function entityParams(selection: FeatureSelection, df: Record<string, unknown[]>
   return { n, ts, keyArrays };
 }
 
-/** The entity rows of a request as a relation: `unnest(…) WITH ORDINALITY`, every array one parameter. */
+/** The Postgres array type an entity key column is sent as (bytes: base64 texts, decoded in SQL). */
+const KEY_ARRAY_TYPE: Record<KeyType, string> = {
+  int64: "bigint[]",
+  int32: "integer[]",
+  string: "text[]",
+  bytes: "text[]",
+};
+
+/**
+ * The entity rows of a request as a relation: `unnest(…) WITH ORDINALITY`, every array one parameter, already of its
+ * column's type. (Text arrays cast per element inside the relation would be cast again in every view's lateral join,
+ * the planner pulling the subquery up: ~20% of the join's time for three views.)
+ */
 function unnestRelation(ts: string[], keyArrays: { name: string; type: KeyType; values: (string | null)[] }[]): SQL {
-  const arrays = [sql`${pgTextArray(ts)}::text[]`, ...keyArrays.map((k) => sql`${pgTextArray(k.values)}::text[]`)];
+  const arrays = [
+    sql`${pgTextArray(ts)}::timestamptz[]`,
+    ...keyArrays.map((k) => sql`${pgTextArray(k.values)}::${sql.raw(KEY_ARRAY_TYPE[k.type])}`),
+  ];
   const names = ["t", ...keyArrays.map((_, i) => `k${i}`), "o"];
   const cols = [
     `u.o AS ${ident(ORD)}`,
-    `u.t::timestamptz AS ${ident(TS)}`,
-    ...keyArrays.map((k, i) => `${castKey(`u.k${i}`, k.type)} AS ${ident(k.name)}`),
+    `u.t AS ${ident(TS)}`,
+    ...keyArrays.map((k, i) => `${k.type === "bytes" ? castKey(`u.k${i}`, k.type) : `u.k${i}`} AS ${ident(k.name)}`),
   ];
   return sql`(SELECT ${sql.raw(cols.join(", "))} FROM unnest(${sql.join(arrays, sql`, `)}) WITH ORDINALITY AS u(${sql.raw(names.join(", "))}))`;
 }
