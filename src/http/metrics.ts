@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { OnlineStore } from "../online/store.ts";
+import type { OnlineFeaturesRequest, OnlineStore } from "../online/store.ts";
+import type { RegistrySnapshot } from "../registry/snapshot.ts";
 import type { App } from "./app.ts";
 import { toApiError } from "./errors.ts";
 
@@ -157,21 +158,32 @@ export function instrumentOnlineStore(store: OnlineStore, metrics: Metrics): Onl
   const failedWrite = failed("write");
   const failedPing = failed("ping");
   // Made once, not per call: a lookup is the hot path.
+  const served = (snapshot: RegistrySnapshot, req: OnlineFeaturesRequest) => {
+    const rows = Object.values(req.entities)[0]?.length ?? 0;
+    const features =
+      req.features?.length ??
+      (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ??
+      0;
+    metrics.served(snapshot.project, rows, features);
+  };
   const lookup: OnlineStore["getOnlineFeatures"] = (snapshot, req, opts) =>
     store.getOnlineFeatures(snapshot, req, opts).then((text) => {
-      const rows = Object.values(req.entities)[0]?.length ?? 0;
-      const features =
-        req.features?.length ??
-        (req.feature_service ? snapshot.services.get(req.feature_service)?.features.length : 0) ??
-        0;
-      metrics.served(snapshot.project, rows, features);
+      served(snapshot, req);
       return text;
     }, failedRead);
+  const lookupBytes: OnlineStore["getOnlineFeaturesBytes"] = store.getOnlineFeaturesBytes
+    ? (snapshot, req, opts) =>
+        store.getOnlineFeaturesBytes!(snapshot, req, opts).then((bytes) => {
+          served(snapshot, req);
+          return bytes;
+        }, failedRead)
+    : undefined;
   const write: OnlineStore["write"] = (view, rows) => store.write(view, rows).catch(failedWrite);
   const ping: OnlineStore["ping"] = () => store.ping().catch(failedPing);
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === "getOnlineFeatures") return lookup;
+      if (prop === "getOnlineFeaturesBytes") return lookupBytes;
       if (prop === "write") return write;
       if (prop === "ping") return ping;
       const value = Reflect.get(target, prop, receiver);

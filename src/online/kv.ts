@@ -33,6 +33,8 @@ export interface OnlineKvEntry {
 
 export interface OnlineKv {
   getMany(keys: string[]): Promise<(string | null)[]>;
+  /** The same as getMany, as the stored UTF-8 bytes: a backend that reads bytes (Redis) spares decoding them. */
+  getManyBytes?(keys: string[]): Promise<(Buffer | null)[]>;
   putIfNewer(entries: OnlineKvEntry[]): Promise<boolean[]>;
   /** Resolves when the backend answers; rejects otherwise. */
   ping(): Promise<void>;

@@ -102,6 +102,95 @@ export function resolveFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesR
   return out;
 }
 
+const SEP_BYTE = SEP.charCodeAt(0);
+const COMMA = 44;
+const EPOCH_BYTES = Buffer.from(EPOCH_JSON, "latin1");
+const NULL_BYTES = Buffer.from("null", "latin1");
+const OPEN_VALUES = Buffer.from('{"values":[', "latin1");
+const OPEN_STATUSES = Buffer.from('],"statuses":[', "latin1");
+const OPEN_TIMESTAMPS = Buffer.from('],"event_timestamps":[', "latin1");
+const CLOSE_COLUMN = Buffer.from("]}", "latin1");
+const CLOSE_ANSWER = Buffer.from("]}", "latin1");
+
+/** An answer being written: a Buffer that grows by doubling. */
+class ByteWriter {
+  private buf: Buffer;
+  private len = 0;
+
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, capacity));
+  }
+
+  private grow(need: number): void {
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + need));
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+
+  byte(c: number): void {
+    if (this.len === this.buf.length) this.grow(1);
+    this.buf[this.len++] = c;
+  }
+
+  /** Bytes [start, end) of `src`. */
+  bytes(src: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (this.len + n > this.buf.length) this.grow(n);
+    if (n <= 24) {
+      // a short fragment (the usual feature value) copies faster in a loop than through a native call
+      const b = this.buf;
+      let p = this.len;
+      for (let i = start; i < end; i++) b[p++] = src[i]!;
+    } else src.copy(this.buf, this.len, start, end);
+    this.len += n;
+  }
+
+  all(src: Buffer): void {
+    this.bytes(src, 0, src.length);
+  }
+
+  text(s: string): void {
+    const max = Buffer.byteLength(s, "utf8");
+    if (this.len + max > this.buf.length) this.grow(max);
+    this.len += this.buf.write(s, this.len, "utf8");
+  }
+
+  result(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/** The layout id of a view as bytes, to compare stored headers against without decoding them. */
+const layoutCache = new WeakMap<CompiledView, Buffer>();
+function layoutBytes(view: CompiledView): Buffer {
+  let b = layoutCache.get(view);
+  if (!b) {
+    b = Buffer.from(view.layoutId, "utf8");
+    layoutCache.set(view, b);
+  }
+  return b;
+}
+
+function sameBytes(b: Buffer, start: number, end: number, ref: Buffer): boolean {
+  if (end - start !== ref.length) return false;
+  for (let i = 0; i < ref.length; i++) if (b[start + i] !== ref[i]) return false;
+  return true;
+}
+
+function isNullFragment(b: Buffer, start: number, end: number): boolean {
+  return end - start === 4 && b[start] === 110 && b[start + 1] === 117 && b[start + 2] === 108 && b[start + 3] === 108;
+}
+
+/** A decimal integer (the stored event time, epoch microseconds: exact below 2^53) from its ASCII digits. */
+function readInt(b: Buffer, start: number, end: number): number {
+  let i = start;
+  const negative = b[i] === 45;
+  if (negative) i++;
+  let v = 0;
+  for (; i < end; i++) v = v * 10 + (b[i]! - 48);
+  return negative ? -v : v;
+}
+
 /** `x,x,…,x` (n times). */
 function repeatJoined(x: string, n: number): string {
   return n === 0 ? "" : `${`${x},`.repeat(n - 1)}${x}`;
@@ -158,7 +247,8 @@ function resolveLookup(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest): 
 
 /**
  * The online store, written once over a key-value backend: encodes rows for writes and builds lookup answers.
- * Answers are built as JSON text from the stored fragments (see layout.ts): the hot path parses no stored value.
+ * Answers are built as JSON bytes from the stored fragments (see layout.ts): the hot path parses no stored value, and
+ * (over Redis) never even decodes one to a string: fragments are copied from the reply into the answer.
  */
 export class KvOnlineStore implements OnlineStore {
   constructor(
@@ -196,6 +286,14 @@ export class KvOnlineStore implements OnlineStore {
     req: OnlineFeaturesRequest,
     opts: OnlineReadOptions,
   ): Promise<string> {
+    return (await this.getOnlineFeaturesBytes(snapshot, req, opts)).toString("utf8");
+  }
+
+  async getOnlineFeaturesBytes(
+    snapshot: RegistrySnapshot,
+    req: OnlineFeaturesRequest,
+    opts: OnlineReadOptions,
+  ): Promise<Buffer> {
     const { features, views, featureNamesJson } = resolveLookup(snapshot, req);
 
     // ---- entity rows: every column known, same lengths, keys normalised by value type ----
@@ -272,89 +370,124 @@ export class KvOnlineStore implements OnlineStore {
         slot[v * n + r] = idx;
       }
     }
-    const raw = await this.kv.getMany(keys);
+    const raw = this.kv.getManyBytes
+      ? await this.kv.getManyBytes(keys)
+      : (await this.kv.getMany(keys)).map((s) => (s === null || s === undefined ? null : Buffer.from(s, "utf8")));
 
-    // ---- decode each stored row once: its fragments, or why it is not answered ----
+    // ---- split each stored row once, in place: where its fields are, or why it is not answered ----
+    // Field j of key k spans bytes [bounds[at[k] + j], bounds[at[k] + j + 1] - 1) of raw[k]; at[k] = -1: not answered.
     const nowMicros = (opts.nowMs ?? Date.now()) * 1000;
-    const decoded = new Array<string[] | null>(keys.length);
+    const at = new Int32Array(keys.length);
+    let boundsSize = 0;
+    for (let k = 0; k < keys.length; k++) boundsSize += FIRST_VALUE + keyView[k]!.features.length + 1;
+    const bounds = new Int32Array(boundsSize);
     const stale = new Uint8Array(keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      const s = raw[i];
-      if (s === null || s === undefined) {
-        decoded[i] = null;
+    let o = 0;
+    for (let k = 0; k < keys.length; k++) {
+      const view = keyView[k]!;
+      const fields = FIRST_VALUE + view.features.length;
+      const b = raw[k];
+      at[k] = -1;
+      if (b === null || b === undefined) {
+        o += fields + 1;
         continue;
       }
-      const parts = (typeof s === "string" ? s : String(s)).split(SEP);
-      const view = keyView[i]!;
+      let j = 0;
+      bounds[o] = 0;
+      const len = b.length;
+      for (let i = 0; i < len; i++) {
+        if (b[i] === SEP_BYTE) {
+          if (++j === fields) break;
+          bounds[o + j] = i + 1;
+        }
+      }
+      bounds[o + fields] = len + 1;
       // A row written under an older schema of the view cannot be read by position: answer it as missing.
-      if (parts[HEADER_LAYOUT] !== view.layoutId || parts.length !== FIRST_VALUE + view.features.length) {
-        decoded[i] = null;
-        continue;
+      if (
+        j === fields - 1 &&
+        sameBytes(b, bounds[o + HEADER_LAYOUT]!, bounds[o + HEADER_LAYOUT + 1]! - 1, layoutBytes(view))
+      ) {
+        at[k] = o;
+        if (view.ttlSeconds > 0 && readInt(b, 0, bounds[o + 1]! - 1) < nowMicros - view.ttlSeconds * 1_000_000)
+          stale[k] = 1;
       }
-      decoded[i] = parts;
-      if (view.ttlSeconds > 0 && Number(parts[HEADER_EVENT]) < nowMicros - view.ttlSeconds * 1_000_000) stale[i] = 1;
+      o += fields + 1;
     }
 
-    // ---- the answer, as text ----
+    // ---- the answer, as bytes: stored fragments are copied, never decoded ----
     // A view's statuses and event times are the same for each of its features (but for NULL_VALUE): built once per view.
-    const viewTs = new Array<string>(views.length);
-    const viewStatuses = new Array<string>(views.length);
+    const viewTs = new Array<Buffer>(views.length);
+    const viewStatuses = new Array<Buffer>(views.length);
     for (let v = 0; v < views.length; v++) {
-      let ts = "";
+      const ts = new ByteWriter(n * 30 + 16);
       let statuses = "";
       for (let r = 0; r < n; r++) {
-        const sep = r ? "," : "";
         const k = slot[v * n + r]!;
-        const parts = decoded[k];
-        ts += sep + (parts ? parts[HEADER_TS_JSON]! : EPOCH_JSON);
-        statuses += sep + (parts ? (stale[k] ? S_OUTSIDE : S_PRESENT) : S_NOT_FOUND);
+        const f = at[k]!;
+        if (r) ts.byte(COMMA);
+        if (f < 0) ts.all(EPOCH_BYTES);
+        else ts.bytes(raw[k]!, bounds[f + HEADER_TS_JSON]!, bounds[f + HEADER_TS_JSON + 1]! - 1);
+        statuses += (r ? "," : "") + (f < 0 ? S_NOT_FOUND : stale[k] ? S_OUTSIDE : S_PRESENT);
       }
-      viewTs[v] = ts;
-      viewStatuses[v] = statuses;
+      viewTs[v] = ts.result();
+      viewStatuses[v] = Buffer.from(statuses, "latin1");
     }
-    let out = `{"metadata":{"feature_names":[`;
-    for (let i = 0; i < entityNames.length; i++) out += `${i ? "," : ""}${JSON.stringify(entityNames[i])}`;
-    out += `${featureNamesJson ? `,${featureNamesJson}` : ""}]},"results":[`;
+    let head = `{"metadata":{"feature_names":[`;
+    for (let i = 0; i < entityNames.length; i++) head += `${i ? "," : ""}${JSON.stringify(entityNames[i])}`;
+    head += `${featureNamesJson ? `,${featureNamesJson}` : ""}]},"results":[`;
     const allPresent = repeatJoined(S_PRESENT, n);
     const allEpoch = repeatJoined(EPOCH_JSON, n);
-    let first = true;
-    for (const name of entityNames) {
-      const col = columns.get(name)!;
+    for (let e = 0; e < entityNames.length; e++) {
+      const col = columns.get(entityNames[e]!)!;
       let values = "";
       for (let r = 0; r < n; r++) values += (r ? "," : "") + keyJsonText(col.type, col.canonical[r]!);
-      out += `${first ? "" : ","}{"values":[${values}],"statuses":[${allPresent}],"event_timestamps":[${allEpoch}]}`;
-      first = false;
+      head += `${e ? "," : ""}{"values":[${values}],"statuses":[${allPresent}],"event_timestamps":[${allEpoch}]}`;
     }
-    for (const f of features) {
+    let estimate = head.length * 3 + 8;
+    for (const f of features) estimate += 64 + n * 16 + viewTs[f.viewIndex]!.length + viewStatuses[f.viewIndex]!.length;
+    const out = new ByteWriter(estimate);
+    out.text(head);
+    if (entityNames.length > 0 && features.length > 0) out.byte(COMMA);
+    for (let c = 0; c < features.length; c++) {
+      const f = features[c]!;
       const fi = FIRST_VALUE + f.feature.index;
       const base = f.viewIndex * n;
-      let values = "";
+      if (c) out.byte(COMMA);
+      out.all(OPEN_VALUES);
       let nulls = false;
       for (let r = 0; r < n; r++) {
-        const sep = r ? "," : "";
+        if (r) out.byte(COMMA);
         const k = slot[base + r]!;
-        const parts = decoded[k];
-        if (!parts || stale[k]) values += `${sep}null`;
+        const o = at[k]!;
+        if (o < 0 || stale[k]) out.all(NULL_BYTES);
         else {
-          const frag = parts[fi]!;
-          values += sep + frag;
-          if (frag === "null") nulls = true;
+          const b = raw[k]!;
+          const start = bounds[o + fi]!;
+          const end = bounds[o + fi + 1]! - 1;
+          out.bytes(b, start, end);
+          if (isNullFragment(b, start, end)) nulls = true;
         }
       }
-      let statuses = viewStatuses[f.viewIndex]!;
+      out.all(OPEN_STATUSES);
       if (nulls) {
-        statuses = "";
+        let statuses = "";
         for (let r = 0; r < n; r++) {
-          const sep = r ? "," : "";
           const k = slot[base + r]!;
-          const parts = decoded[k];
-          statuses += sep + (!parts ? S_NOT_FOUND : stale[k] ? S_OUTSIDE : parts[fi] === "null" ? S_NULL : S_PRESENT);
+          const o = at[k]!;
+          let status = S_PRESENT;
+          if (o < 0) status = S_NOT_FOUND;
+          else if (stale[k]) status = S_OUTSIDE;
+          else if (isNullFragment(raw[k]!, bounds[o + fi]!, bounds[o + fi + 1]! - 1)) status = S_NULL;
+          statuses += (r ? "," : "") + status;
         }
-      }
-      out += `${first ? "" : ","}{"values":[${values}],"statuses":[${statuses}],"event_timestamps":[${viewTs[f.viewIndex]}]}`;
-      first = false;
+        out.text(statuses);
+      } else out.all(viewStatuses[f.viewIndex]!);
+      out.all(OPEN_TIMESTAMPS);
+      out.all(viewTs[f.viewIndex]!);
+      out.all(CLOSE_COLUMN);
     }
-    return `${out}]}`;
+    out.all(CLOSE_ANSWER);
+    return out.result();
   }
 
   ping(): Promise<void> {

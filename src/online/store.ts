@@ -31,6 +31,12 @@ export interface OnlineStore {
    * problem. Reads only the snapshot given and the store: never the registry database.
    */
   getOnlineFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest, opts: OnlineReadOptions): Promise<string>;
+  /** The same answer as UTF-8 bytes, ready to send (what the HTTP route uses: no string is built or encoded). */
+  getOnlineFeaturesBytes?(
+    snapshot: RegistrySnapshot,
+    req: OnlineFeaturesRequest,
+    opts: OnlineReadOptions,
+  ): Promise<Uint8Array>;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -39,14 +39,17 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
           ...errorResponses,
         },
       }),
-      // The answer is built as JSON text from pre-encoded fragments (src/online/service.ts), hence c.body.
+      // The answer is built as JSON bytes from pre-encoded fragments (src/online/service.ts), hence c.body.
       async (c) => {
         const req = c.req.valid("json");
         // The registry snapshot is in memory: a lookup never queries Postgres.
         const snapshot = await snapshots.get(projectOf(c, deps));
-        const text = await online.getOnlineFeatures(snapshot, req, { maxEntityRows: limits.maxEntityRows });
+        const opts = { maxEntityRows: limits.maxEntityRows };
+        const answer = online.getOnlineFeaturesBytes
+          ? await online.getOnlineFeaturesBytes(snapshot, req, opts)
+          : await online.getOnlineFeatures(snapshot, req, opts);
         // Typed as the declared schema: tests check this text against OnlineFeaturesResponse.
-        return c.body(text, 200, { "content-type": "application/json" }) as unknown as TypedResponse<
+        return c.body(answer as string, 200, { "content-type": "application/json" }) as unknown as TypedResponse<
           JSONParsed<z.output<typeof OnlineFeaturesResponse>>,
           200,
           "json"
