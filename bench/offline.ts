@@ -14,7 +14,10 @@
  *    Larder is timed as a service call and through the HTTP app (JSON in and out). Best of two runs each.
  *
  * Uses its own database (created and dropped) and Redis prefix (deleted). Env: BENCH_PG_ADMIN
- * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS.
+ * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS,
+ * BENCH_SETUP_ONLY / BENCH_KEEP_DB (make the data and keep it), BENCH_SERVER_NODE_FLAGS (node flags for the server,
+ * e.g. "--cpu-prof"). One phase alone against a kept database: `tsx bench/offline.ts larder-mat|floor-mat DB PREFIX`,
+ * `tsx bench/offline.ts hand-hist|larder-hist DB [http]`.
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
