@@ -6,15 +6,16 @@
  * Scenarios: 1 entity × 10 features (1 view), 1 × 50 (5 views), 100 × 10, 100 × 50. For each:
  * - saturated throughput: autocannon, BENCH_CONNECTIONS keep-alive connections sending as fast as answers come back;
  * - p50/p99 at a fixed moderate rate (half the slower server's saturated throughput, the same rate for both): an open-loop
- *   generator sending at evenly spaced instants, whatever the answers do, latency counted from the instant a request was
- *   due (so a server that falls behind pays for its queue; autocannon's own rate mode sends a burst at the top of every
- *   second instead, which measures its bursts, not a fixed rate).
- * Both are measured in BENCH_ROUNDS rounds that alternate between the two servers, and pooled (requests over time for
- * throughput; every latency sample for the percentiles), so load from elsewhere on a shared machine lands on both.
+ *   generator sending at evenly spaced instants, whatever the answers do (so a server that falls behind pays for its
+ *   queue; autocannon's own rate mode sends a burst at the top of every second instead, which measures its bursts, not
+ *   a fixed rate).
+ * Both alternate between the two servers — throughput in BENCH_ROUNDS rounds of BENCH_SECONDS, latency in slices of
+ * half a second (as many seconds in all) — and are pooled (requests over time for throughput; every latency sample for
+ * the percentiles), so load from elsewhere on a shared machine lands on both alike.
  * Ratios are what to read: absolute figures on a noisy 2-core machine are not.
  *
  * Env: BENCH_PG_ADMIN (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379),
- * BENCH_SECONDS (per measurement, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16),
+ * BENCH_SECONDS (per throughput round, default 2), BENCH_ROUNDS (default 6), BENCH_CONNECTIONS (default 16),
  * BENCH_ONLY (e.g. `1x10,100x50`), BENCH_AUTH=disabled (run larder with LARDER_AUTH=disabled rather than with a key),
  * BENCH_LOG_LEVEL (larder's LARDER_LOG_LEVEL; default: unset, the production default `info`),
  * BENCH_PROFILE=<dir> (both servers run with --cpu-prof, into <dir>/larder and <dir>/floor), BENCH_HOLD=<seconds> (start, load, hold both servers up for
@@ -34,8 +35,10 @@ import pg from "pg";
 const ROOT = path.resolve(import.meta.dirname, "..");
 const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+/** The fixed-rate measurement alternates between the servers in slices this long (ROUNDS × SECONDS per server in all). */
+const SLICE_SECONDS = 0.5;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const AUTH = process.env.BENCH_AUTH === "disabled" ? "disabled" : "apikey";
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL;
@@ -216,6 +219,8 @@ interface Target {
   name: string;
   port: number;
   key?: string;
+  /** Keep-alive sockets of the fixed-rate generator, kept from one slice to the next. */
+  agent: http.Agent;
 }
 
 const headersOf = (t: Target) => ({
@@ -257,10 +262,12 @@ interface Fixed {
 
 /**
  * Open loop at `rate` requests/s for `seconds`: request i is due at t0 + i/rate and sent then (on as many keep-alive
- * sockets as are needed); its latency runs from when it was due to the last byte of the answer.
+ * sockets as are needed, so a slow answer never holds the next request back); its latency runs from when it was sent
+ * to the last byte of the answer. (Not from when it was due: the gap is the generator's own lateness — its process
+ * descheduled on a busy machine — and no server's doing; a server that falls behind still pays for its queue.)
  */
 function fixedRate(t: Target, list: string[], seconds: number, rate: number): Promise<Fixed> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const agent = t.agent;
   const headers = headersOf(t);
   const total = Math.max(1, Math.round(rate * seconds));
   const latencies: number[] = [];
@@ -271,11 +278,11 @@ function fixedRate(t: Target, list: string[], seconds: number, rate: number): Pr
   return new Promise((resolve) => {
     const done = () => {
       if (++settled === total) {
-        agent.destroy();
         resolve({ latencies, errors });
       }
     };
-    const fire = (due: number, body: string) => {
+    const fire = (body: string) => {
+      const sentAt = performance.now();
       const req = http.request(
         {
           agent,
@@ -288,7 +295,7 @@ function fixedRate(t: Target, list: string[], seconds: number, rate: number): Pr
         (res) => {
           res.on("data", () => {});
           res.on("end", () => {
-            if (res.statusCode === 200) latencies.push(performance.now() - due);
+            if (res.statusCode === 200) latencies.push(performance.now() - sentAt);
             else errors++;
             done();
           });
@@ -303,7 +310,7 @@ function fixedRate(t: Target, list: string[], seconds: number, rate: number): Pr
     const tick = () => {
       const now = performance.now();
       while (sent < total && t0 + (sent * 1000) / rate <= now) {
-        fire(t0 + (sent * 1000) / rate, list[sent % list.length]!);
+        fire(list[sent % list.length]!);
         sent++;
       }
       if (sent < total) setTimeout(tick, Math.max(0, t0 + (sent * 1000) / rate - performance.now()));
@@ -381,8 +388,9 @@ async function main() {
       { REDIS_URL, PREFIX: prefix, PROJECT, PORT: String(floorPort), VIEWS: JSON.stringify(views) },
       /floor listening/,
     );
-    const ours: Target = { name: "larder", port: oursPort, key: readKey };
-    const floor: Target = { name: "floor", port: floorPort };
+    const agent = () => new http.Agent({ keepAlive: true, maxSockets: 512 });
+    const ours: Target = { name: "larder", port: oursPort, key: readKey, agent: agent() };
+    const floor: Target = { name: "floor", port: floorPort, agent: agent() };
 
     if (process.env.BENCH_HOLD) {
       log(`holding: larder on ${oursPort} (read key ${readKey ?? "none"}), floor on ${floorPort}`);
@@ -416,13 +424,15 @@ async function main() {
       const floorRps = sat.floor.requests / sat.floor.seconds;
       const rate = Math.max(10, Math.round(Math.min(oursRps, floorRps) * 0.5));
       const fixed = { ours: { latencies: [] as number[], errors: 0 }, floor: { latencies: [] as number[], errors: 0 } };
-      for (let r = 0; r < ROUNDS; r++) {
-        log(`${s.name}: latency at ${rate} req/s, round ${r + 1}/${ROUNDS}…`);
+      // Short slices, alternating: the machine's own hiccups (other processes, on a shared box) land on both alike.
+      const slices = Math.max(2, Math.round((ROUNDS * SECONDS) / SLICE_SECONDS));
+      log(`${s.name}: latency at ${rate} req/s, ${slices} slices of ${SLICE_SECONDS}s each…`);
+      for (let r = 0; r < slices; r++) {
         const order = r % 2 === 0 ? ([floor, ours] as const) : ([ours, floor] as const);
         for (const t of order) {
-          const m = await fixedRate(t, list, SECONDS, rate);
+          const m = await fixedRate(t, list, SLICE_SECONDS, rate);
           const acc = t === ours ? fixed.ours : fixed.floor;
-          acc.latencies.push(...m.latencies);
+          for (const x of m.latencies) acc.latencies.push(x);
           acc.errors += m.errors;
           if (t === ours) requestsToLarder += m.latencies.length + m.errors;
         }
@@ -451,6 +461,8 @@ async function main() {
         `${pOk ? "PASS" : "FAIL"}  ${s.name} p99 at ${rate} req/s ${pRatio.toFixed(2)}× the floor's (target ≤ 1)`,
       );
     }
+    ours.agent.destroy();
+    floor.agent.destroy();
     const head = [
       "lookup",
       "rate req/s",
@@ -473,7 +485,7 @@ async function main() {
         `Online lookups: larder (${AUTH === "apikey" ? "LARDER_AUTH=apikey, every request with a read key" : "LARDER_AUTH=disabled"}, ` +
           `log level ${LOG_LEVEL ?? "info (default)"}) vs the floor (bench/floor-server.ts); node ${process.version}, ${os.cpus().length} CPUs.`,
         `Throughput: ${CONNECTIONS} connections, saturated; latency: open loop at the fixed rate (half the slower server's throughput).`,
-        `${ROUNDS} rounds × ${SECONDS}s per server and measurement, alternating, pooled.`,
+        `Per server: throughput ${ROUNDS} rounds × ${SECONDS}s, latency ${Math.round((ROUNDS * SECONDS) / SLICE_SECONDS)} slices × ${SLICE_SECONDS}s; alternating between the servers, pooled.`,
         "",
         line(head),
         `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
