@@ -3,7 +3,8 @@
  *
  * 1. Materialisation of 1,000,000 rows × 10 features (1,000,000 entities, one window) into Redis. Larder runs as it
  *    does in production: a real server process (`larder serve`), sent `POST /v1/projects/bench/materialize`; its peak
- *    memory is the server's own peak RSS (VmHWM). The floor, in its own process: the same query (the view's
+ *    memory is the server's own peak RSS (VmHWM); a sample of entities is then read back through the server's lookup
+ *    endpoint and compared with the source rows. The floor, in its own process: the same query (the view's
  *    DISTINCT ON latest-row-per-entity window query) read with a bare `pg` cursor and written with bare ioredis
  *    pipelines (a plain SET of a JSON value per key, no compare-and-set), the next FETCH overlapping the Redis writes
  *    as Larder's does, with Larder's batch size and number of writes in flight. Best of two runs each; memory: the
@@ -191,11 +192,37 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
     const job = body.jobs?.[0];
     if (res.status !== 200 || job?.status !== "succeeded")
       throw new Error(`materialisation failed: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+    await checkOnline(base, dbUrl);
     return { ms, rows: job.rows_written, maxRssMb, extra: { rows_read: job.rows_read, idle_rss_mb: idleRssMb } };
   } finally {
     child.kill("SIGTERM");
     await exited;
   }
+}
+
+/** A sample of entities read back through the server's lookup endpoint must hold their source rows' values. */
+async function checkOnline(base: string, dbUrl: string) {
+  const ids = Array.from({ length: 200 }, (_, i) => 1 + Math.floor((i * ROWS) / 200) + (i % 7));
+  const res = await fetch(`${base}/get-online-features`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ features: ["mat:f4", "mat:f6", "mat:f9"], entities: { entity_id: ids } }),
+  });
+  const body = (await res.json()) as { results: { values: unknown[]; statuses: string[] }[] };
+  if (res.status !== 200) throw new Error(`lookup failed: HTTP ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+  const c = new pg.Client({ connectionString: dbUrl });
+  await c.connect();
+  const { rows } = await c.query(
+    "SELECT entity_id::text AS id, f4::text AS f4, f6::text AS f6, f9 FROM public.bench_mat WHERE entity_id = ANY($1::bigint[])",
+    [ids],
+  );
+  await c.end();
+  const want = new Map(rows.map((r) => [r.id, `${r.f4}|${r.f6}|${r.f9}`]));
+  ids.forEach((id, i) => {
+    const got = `${body.results[1]!.values[i]}|${body.results[2]!.values[i]}|${body.results[3]!.values[i]}`;
+    if (want.get(String(id)) !== got || body.results[1]!.statuses[i] !== "PRESENT")
+      throw new Error(`entity ${id}: online ${got} (${body.results[1]!.statuses[i]}), source ${want.get(String(id))}`);
+  });
 }
 
 /** The entity dataframe: deterministic (an LCG), entities and times spread over the data. */
