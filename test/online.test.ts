@@ -157,6 +157,25 @@ describe("POST /get-online-features", () => {
     });
   });
 
+  it("answers each feature's own statuses when a view's rows mix present, null, stale and missing values", async () => {
+    // conv_rate is null for 1003, acc_rate is not: statuses differ by feature, event times are the view's
+    const body = await ok({
+      features: ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate"],
+      entities: { driver_id: [1001, 1003, 1004, 1002, 1003] },
+    });
+    const times = [iso(recent), iso(recent), iso(nowMs - 2 * 86_400_000), EPOCH, iso(recent)];
+    expect(body.results[1]).toEqual({
+      values: [0.7037, null, null, null, null],
+      statuses: ["PRESENT", "NULL_VALUE", "OUTSIDE_MAX_AGE", "NOT_FOUND", "NULL_VALUE"],
+      event_timestamps: times,
+    });
+    expect(body.results[2]).toEqual({
+      values: [0.25, 0.5, null, null, 0.5],
+      statuses: ["PRESENT", "PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND", "PRESENT"],
+      event_timestamps: times,
+    });
+  });
+
   it("gives every repeated entity row its own copy", async () => {
     const body = await ok({ features: ["driver_hourly_stats:conv_rate"], entities: { driver_id: [1001, 1002, 1001] } });
     expect(body.results[1]!.values).toEqual([0.7037, null, 0.7037]);
@@ -350,6 +369,14 @@ describe("bad lookups: 400 naming the problem", () => {
       expect(res.body.error.message).toMatch(message);
     });
   }
+
+  it("refuses a bad list after a good one made of the same text (resolved lists are cached)", async () => {
+    const good = ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate"];
+    await ok({ features: good, entities: { driver_id: [1001] } });
+    const res = await lookup({ features: [good.join("\n")], entities: { driver_id: [1001] } });
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.error.message).toMatch(/features\[0\]/);
+  });
 
   it("malformed JSON", async () => {
     const res = await t.call("POST", "/get-online-features", "{ not json");
