@@ -193,11 +193,12 @@ let cursorSeq = 0;
 
 /**
  * Rows per FETCH and per online write, and online writes in flight, unless the deps say otherwise. Small batches,
- * several in flight: as fast as large ones (Redis, Postgres and this process stay busy), and a batch's rows die
- * young, so the heap stays small (measured by `npm run bench:offline`: 5000 × 2 peaked ~40 MB higher and ran slower).
+ * several in flight: as fast as large ones (Redis, Postgres and this process all stay busy), and a batch's rows die
+ * young, so the heap stays small. Measured with `npm run bench:offline` (1M rows; server peak RSS, time):
+ * 5000 × 1 ≈ 260 MB, 23 s; 5000 × 2 ≈ 300 MB, 18 s; 1000 × 4 ≈ 250 MB, 13 s; 500 × 8 ≈ 230 MB, 12 s; 250 × 8 ≈ 220 MB, 12.4 s.
  */
-export const DEFAULT_BATCH_SIZE = 1000;
-export const DEFAULT_WRITE_DEPTH = 4;
+export const DEFAULT_BATCH_SIZE = 500;
+export const DEFAULT_WRITE_DEPTH = 8;
 
 export class Materializer {
   private readonly owner: string;
