@@ -235,7 +235,9 @@ describe("materialize-incremental", () => {
     );
     const end2 = new Date(now).toISOString();
     const r2 = await t.call("POST", "/v1/projects/m/materialize-incremental", { end_ts: end2, feature_views: ["c"] });
-    expect(r2.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 2, start_ts: end1.replace(".000Z", "Z") });
+    expect(r2.body.jobs[0]).toMatchObject({ status: "succeeded", rows_read: 2 });
+    // the same instant (the answer drops trailing zeros of the fraction: .460Z comes back as .46Z)
+    expect(Date.parse(r2.body.jobs[0].start_ts)).toBe(Date.parse(end1));
     expect(
       await readC([
         [1, "c1"],
