@@ -26,7 +26,12 @@ const HistoricalAnswer = z
   .object({ df: z.record(z.string(), z.array(z.unknown())) })
   .openapi("HistoricalFeaturesResponse");
 
-const Timestamp = z.union([z.string(), z.number()]).openapi({ example: "2024-01-01T00:00:00Z" });
+const Timestamp = z
+  .union([z.string(), z.number()], {
+    error: (iss) =>
+      iss.input === undefined ? "required: an ISO-8601 timestamp" : "must be an ISO-8601 timestamp (or epoch seconds)",
+  })
+  .openapi({ example: "2024-01-01T00:00:00Z" });
 const ViewNames = z
   .array(z.string())
   .nullish()
