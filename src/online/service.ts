@@ -106,6 +106,9 @@ const SEP_BYTE = SEP.charCodeAt(0);
 const COMMA = 44;
 const EPOCH_BYTES = Buffer.from(EPOCH_JSON, "latin1");
 const NULL_BYTES = Buffer.from("null", "latin1");
+const PRESENT_BYTES = Buffer.from(S_PRESENT, "latin1");
+const NOT_FOUND_BYTES = Buffer.from(S_NOT_FOUND, "latin1");
+const OUTSIDE_BYTES = Buffer.from(S_OUTSIDE, "latin1");
 const OPEN_VALUES = Buffer.from('{"values":[', "latin1");
 const OPEN_STATUSES = Buffer.from('],"statuses":[', "latin1");
 const OPEN_TIMESTAMPS = Buffer.from('],"event_timestamps":[', "latin1");
@@ -136,8 +139,8 @@ class ByteWriter {
   bytes(src: Buffer, start: number, end: number): void {
     const n = end - start;
     if (this.len + n > this.buf.length) this.grow(n);
-    if (n <= 24) {
-      // a short fragment (the usual feature value) copies faster in a loop than through a native call
+    if (n <= 64) {
+      // a short fragment (a feature value, an event time) copies faster in a loop than through a native call
       const b = this.buf;
       let p = this.len;
       for (let i = start; i < end; i++) b[p++] = src[i]!;
@@ -146,7 +149,14 @@ class ByteWriter {
   }
 
   all(src: Buffer): void {
-    this.bytes(src, 0, src.length);
+    const n = src.length;
+    if (n <= 16) {
+      this.bytes(src, 0, n);
+      return;
+    }
+    if (this.len + n > this.buf.length) this.grow(n);
+    this.buf.set(src, this.len);
+    this.len += n;
   }
 
   text(s: string): void {
@@ -419,6 +429,15 @@ export class KvOnlineStore implements OnlineStore {
     const viewTs = new Array<Buffer>(views.length);
     const viewStatuses = new Array<Buffer>(views.length);
     for (let v = 0; v < views.length; v++) {
+      if (n === 1) {
+        // one entity row (the common online lookup): the stored bytes themselves, and a constant status
+        const k = slot[v]!;
+        const f = at[k]!;
+        viewTs[v] =
+          f < 0 ? EPOCH_BYTES : raw[k]!.subarray(bounds[f + HEADER_TS_JSON]!, bounds[f + HEADER_TS_JSON + 1]! - 1);
+        viewStatuses[v] = f < 0 ? NOT_FOUND_BYTES : stale[k] ? OUTSIDE_BYTES : PRESENT_BYTES;
+        continue;
+      }
       const ts = new ByteWriter(n * 30 + 16);
       let statuses = "";
       for (let r = 0; r < n; r++) {
@@ -432,6 +451,24 @@ export class KvOnlineStore implements OnlineStore {
       viewTs[v] = ts.result();
       viewStatuses[v] = Buffer.from(statuses, "latin1");
     }
+    // What follows a column's values when none is null: the same for every feature of the view, so built once.
+    const tails = new Array<Buffer | undefined>(views.length);
+    const viewTail = (v: number): Buffer => {
+      let tail = tails[v];
+      if (!tail) {
+        const st = viewStatuses[v]!;
+        const ts = viewTs[v]!;
+        const w = new ByteWriter(OPEN_STATUSES.length + st.length + OPEN_TIMESTAMPS.length + ts.length + 2);
+        w.all(OPEN_STATUSES);
+        w.all(st);
+        w.all(OPEN_TIMESTAMPS);
+        w.all(ts);
+        w.all(CLOSE_COLUMN);
+        tail = w.result();
+        tails[v] = tail;
+      }
+      return tail;
+    };
     let head = `{"metadata":{"feature_names":[`;
     for (let i = 0; i < entityNames.length; i++) head += `${i ? "," : ""}${JSON.stringify(entityNames[i])}`;
     head += `${featureNamesJson ? `,${featureNamesJson}` : ""}]},"results":[`;
@@ -468,8 +505,8 @@ export class KvOnlineStore implements OnlineStore {
           if (isNullFragment(b, start, end)) nulls = true;
         }
       }
-      out.all(OPEN_STATUSES);
       if (nulls) {
+        out.all(OPEN_STATUSES);
         let statuses = "";
         for (let r = 0; r < n; r++) {
           const k = slot[base + r]!;
@@ -481,10 +518,10 @@ export class KvOnlineStore implements OnlineStore {
           statuses += (r ? "," : "") + status;
         }
         out.text(statuses);
-      } else out.all(viewStatuses[f.viewIndex]!);
-      out.all(OPEN_TIMESTAMPS);
-      out.all(viewTs[f.viewIndex]!);
-      out.all(CLOSE_COLUMN);
+        out.all(OPEN_TIMESTAMPS);
+        out.all(viewTs[f.viewIndex]!);
+        out.all(CLOSE_COLUMN);
+      } else out.all(viewTail(f.viewIndex));
     }
     out.all(CLOSE_ANSWER);
     return out.result();
