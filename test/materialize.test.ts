@@ -197,9 +197,9 @@ describe("materialize a window", () => {
 
   it("the root endpoint acts on the default project", async () => {
     const res = await t.call("POST", "/materialize", { ...WINDOW, feature_views: ["a"] });
-    // the default project ("default") has no view a
-    expect(res.status).toBe(400);
-    expect(res.body.error.message).toMatch(/unknown feature view a in project default/);
+    // nothing was applied to the default project ("default") here: an unknown project
+    expect(res.status).toBe(404);
+    expect(res.body.error.message).toMatch(/project default not found/);
   });
 });
 

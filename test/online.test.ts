@@ -285,8 +285,9 @@ describe("POST /get-online-features", () => {
       { features: ["driver_hourly_stats:conv_rate"], entities: { driver_id: [1001] } },
       "/v1/projects/nothing_here/online-features",
     );
-    expect(other.status).toBe(400);
-    expect(other.body.error.message).toMatch(/unknown feature view "driver_hourly_stats" in project nothing_here/);
+    // a project nothing was ever applied to is an unknown object, as on the registry routes
+    expect(other.status).toBe(404);
+    expect(other.body.error).toMatchObject({ code: "not_found", message: expect.stringMatching(/project nothing_here/) });
   });
 
   it("answers zero entity rows with empty columns", async () => {

@@ -1,3 +1,4 @@
+import { notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { RegistryService } from "./service.ts";
 import type { RegistrySnapshot } from "./snapshot.ts";
@@ -33,6 +34,13 @@ export class SnapshotCache {
     const s = this.snapshots.get(project);
     if (s) return s;
     return this.reload(project);
+  }
+
+  /** The snapshot of a project that has been applied at least once; an unknown project is a not-found error. */
+  async getExisting(project: string): Promise<RegistrySnapshot> {
+    const s = await this.get(project);
+    if (s.version === 0) throw notFound(`project ${project} not found (nothing has been applied to it)`);
+    return s;
   }
 
   /** Loads a project's snapshot now (after an apply, or when the poll saw a new version). */

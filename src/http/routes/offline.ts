@@ -110,14 +110,14 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
     async (c) => {
       const { project } = c.req.valid("param");
       const body = c.req.valid("json");
-      const snap = await deps.snapshots.get(project);
+      const snap = await deps.snapshots.getExisting(project);
       return c.json(await historicalFeatures(deps.db, snap, body), 200);
     },
   );
 
   /** Runs (or starts, with ?async=true) the jobs of one request. A store that went away mid-job is a 503. */
   const runMaterialize = async (project: string, req: MaterializeRequest, asyncMode: boolean) => {
-    const snap = await deps.snapshots.get(project);
+    const snap = await deps.snapshots.getExisting(project);
     if (asyncMode) return { status: 202 as const, body: { jobs: await materializer.materializeAsync(snap, req) } };
     const { jobs, failures } = await materializer.materialize(snap, req);
     for (const f of failures) {

@@ -43,7 +43,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
       async (c) => {
         const req = c.req.valid("json");
         // The registry snapshot is in memory: a lookup never queries Postgres.
-        const snapshot = await snapshots.get(projectOf(c, deps));
+        const snapshot = await snapshots.getExisting(projectOf(c, deps));
         const opts = { maxEntityRows: limits.maxEntityRows };
         const answer = online.getOnlineFeaturesBytes
           ? await online.getOnlineFeaturesBytes(snapshot, req, opts)
@@ -71,7 +71,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
       }),
       async (c) => {
         const req = c.req.valid("json");
-        const snapshot = await snapshots.get(projectOf(c, deps));
+        const snapshot = await snapshots.getExisting(projectOf(c, deps));
         return c.json(await push(deps, snapshot, req), 200);
       },
     );
@@ -90,7 +90,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
       }),
       async (c) => {
         const req = c.req.valid("json");
-        const snapshot = await snapshots.get(projectOf(c, deps));
+        const snapshot = await snapshots.getExisting(projectOf(c, deps));
         return c.json(await writeToOnlineStore(deps, snapshot, req), 200);
       },
     );
