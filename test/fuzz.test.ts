@@ -65,7 +65,7 @@ function toJson(v: unknown): string {
 }
 
 const deepArray = (n: number) => new Raw("[".repeat(n) + "]".repeat(n));
-const deepObject = (n: number) => new Raw('{"a":'.repeat(n) + "1" + "}".repeat(n));
+const deepObject = (n: number) => new Raw(`${'{"a":'.repeat(n)}1${"}".repeat(n)}`);
 
 // ---- values ----
 
@@ -304,7 +304,10 @@ type Path = (string | number)[];
 
 function nodePaths(v: unknown, prefix: Path = [], out: Path[] = []): Path[] {
   out.push(prefix);
-  if (Array.isArray(v)) v.forEach((x, i) => nodePaths(x, [...prefix, i], out));
+  if (Array.isArray(v))
+    v.forEach((x, i) => {
+      nodePaths(x, [...prefix, i], out);
+    });
   else if (v !== null && typeof v === "object" && !(v instanceof Raw) && !(v instanceof Dup))
     for (const [k, x] of Object.entries(v)) nodePaths(x, [...prefix, k], out);
   return out;
@@ -655,7 +658,7 @@ function goodParams(rng: Rng, e: Endpoint): Record<string, string> {
   };
 }
 
-const bytes = (s: string) => new Uint8Array(Buffer.from(s, "utf8"));
+const _bytes = (s: string) => new Uint8Array(Buffer.from(s, "utf8"));
 
 function withInvalidUtf8(rng: Rng, text: string): Uint8Array {
   const b = Buffer.from(text, "utf8");
@@ -868,7 +871,7 @@ function dupKeys(rng: Rng, body: unknown): unknown {
       ["a", 1],
       ["a", 2],
     ]);
-  const [k, v] = rng.pick(entries);
+  const [k, _v] = rng.pick(entries);
   const garbage = randValue(rng, 1);
   return new Dup(rng.chance(0.5) ? [[k, garbage], ...entries] : [...entries, [k, garbage]]);
 }
@@ -1199,7 +1202,7 @@ describe("regressions found by the fuzz", () => {
   });
 
   it("a body nested 10,000 levels deep is a 400 (JSON.stringify would overflow storing or echoing it); 50 levels are kept", async () => {
-    const deep = (n: number) => '{"a":'.repeat(n) + "1" + "}".repeat(n);
+    const deep = (n: number) => `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
     const withDoc = (n: number, s = "x") => toJson(typedRow(7102, { doc: [new Raw(deep(n)), null], s: [s, "y"] }));
     expect400(await post("/write-to-online-store", withDoc(10_000)), /nests deeper than 100 levels/);
     const echo = `{"features":["typed:s"],"entity_df":{"driver_id":[1],"event_timestamp":["${TS1}"],"extra":[${deep(10_000)}]}}`;

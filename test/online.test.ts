@@ -287,7 +287,10 @@ describe("POST /get-online-features", () => {
     );
     // a project nothing was ever applied to is an unknown object, as on the registry routes
     expect(other.status).toBe(404);
-    expect(other.body.error).toMatchObject({ code: "not_found", message: expect.stringMatching(/project nothing_here/) });
+    expect(other.body.error).toMatchObject({
+      code: "not_found",
+      message: expect.stringMatching(/project nothing_here/),
+    });
   });
 
   it("answers zero entity rows with empty columns", async () => {

@@ -95,11 +95,10 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
         if (batch.length === 0) return;
         const ords = batch.map((_, i) => String(n - batch.length + i + 1));
         const arrays = [sql`${pgTextArray(ords)}::bigint[]`];
-        columns.forEach((_, j) =>
+        for (let j = 0; j < columns.length; j++)
           arrays.push(
             sql`${pgTextArray(batch.map((r) => (r[j] === undefined || r[j] === "" ? null : r[j]!)))}::text[]`,
-          ),
-        );
+          );
         await tx.execute(sql`INSERT INTO ${sql.raw(table)} SELECT * FROM unnest(${sql.join(arrays, sql`, `)})`);
         batch = [];
         progress({ phase: "loading", done: n, total: undefined });

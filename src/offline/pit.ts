@@ -64,7 +64,9 @@ function pitQueryParts(selection: FeatureSelection, entityColumns: string[], ord
     laterals.push(
       `LEFT JOIN LATERAL (SELECT ${inner.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${conds.join(" AND ")} ORDER BY ${order.join(", ")} LIMIT 1) AS ${alias} ON true`,
     );
-    cols.forEach((c, j) => selects.push(`${alias}.${ident(`f${j}`)} AS ${ident(c.name)}`));
+    cols.forEach((c, j) => {
+      selects.push(`${alias}.${ident(`f${j}`)} AS ${ident(c.name)}`);
+    });
   });
   return [`SELECT ${selects.join(", ")} FROM `, ` AS e ${laterals.join(" ")} ORDER BY e.${ident(ORD)}`];
 }

@@ -55,7 +55,9 @@ export class SqlKv implements OnlineKv {
     entries.forEach((e, i) => {
       const r = seen.get(e.key) ?? 0;
       seen.set(e.key, r + 1);
-      (rounds[r] ??= []).push(i);
+      const round = rounds[r] ?? [];
+      rounds[r] = round;
+      round.push(i);
     });
     const nowMs = Date.now();
     for (const round of rounds) {

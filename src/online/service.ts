@@ -8,7 +8,6 @@ import {
   entityPart,
   expireAtMs,
   FIRST_VALUE,
-  HEADER_EVENT,
   HEADER_LAYOUT,
   HEADER_TS_JSON,
   onlineKey,

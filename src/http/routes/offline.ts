@@ -8,11 +8,9 @@ import { errorResponses, json, ProjectParam } from "../schemas.ts";
 
 const HistoricalBody = z
   .object({
-    entity_df: z
-      .record(z.string(), z.array(z.unknown()))
-      .openapi({
-        example: { driver_id: [1001, 1002], event_timestamp: ["2021-04-12T10:59:42Z", "2021-04-12T08:12:10Z"] },
-      }),
+    entity_df: z.record(z.string(), z.array(z.unknown())).openapi({
+      example: { driver_id: [1001, 1002], event_timestamp: ["2021-04-12T10:59:42Z", "2021-04-12T08:12:10Z"] },
+    }),
     features: z
       .array(z.string())
       .optional()
