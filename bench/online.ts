@@ -31,6 +31,7 @@ import { promisify } from "node:util";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { clearPrefix } from "../test/support/redis.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -501,12 +502,7 @@ async function main() {
     for (const c of children) c.kill("SIGTERM");
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : null)));
     const redis = new Redis(REDIS_URL);
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== "0");
+    await clearPrefix(redis, prefix);
     redis.disconnect();
     await new Promise((r) => setTimeout(r, 500));
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);

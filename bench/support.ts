@@ -7,10 +7,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, readFileSync } from "node:fs";
 import http from "node:http";
-import { createServer, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { cleanEnv, freePort } from "../test/support/process.ts";
+import { clearPrefix } from "../test/support/redis.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const LARDER_BIN = path.join(ROOT, "bin/larder.js");
@@ -112,12 +114,7 @@ export function cleanRedisPrefixAtEnd(prefix: string): void {
     const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 2 });
     await redis.connect();
     try {
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== "0");
+      await clearPrefix(redis, prefix);
     } finally {
       redis.disconnect();
     }
@@ -126,25 +123,10 @@ export function cleanRedisPrefixAtEnd(prefix: string): void {
 
 // ---------------------------------------------------------------- processes
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
+export { freePort };
 
 /** Our environment minus anything Larder reads, plus `env`. */
-function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|REDIS_URL|LARDER_|PORT$|HOST$)/.test(k)),
-  );
-  return { ...base, NO_COLOR: "1", ...env };
-}
+const childEnv = (env: Record<string, string>): NodeJS.ProcessEnv => cleanEnv(env);
 
 /** Runs `larder <args>` to completion; rejects with its output on a non-zero exit. */
 export function larderCli(args: string[], env: Record<string, string>): Promise<string> {
