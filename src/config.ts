@@ -15,7 +15,12 @@ export const EnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
     .optional(),
-  LARDER_REDIS_PREFIX: z.string().min(1).default("larder:"),
+  /** No braces: the entity part of a key is its Redis Cluster hash tag, and a brace in the prefix would take its place. */
+  LARDER_REDIS_PREFIX: z
+    .string()
+    .min(1)
+    .regex(/^[^{}]*$/, "must not contain { or } (they would become every key's Redis Cluster hash tag)")
+    .default("larder:"),
   LARDER_PROJECT: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier")

@@ -79,6 +79,14 @@ describe("larder serve", () => {
     const p = await runCli(["serve"], { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, PORT: "not-a-port" });
     expect(p.code).not.toBe(0);
     expect(p.stderr).toMatch(/PORT/);
+    const b = await runCli(["serve"], {
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      LARDER_REDIS_PREFIX: "a{b}:",
+    });
+    expect(b.code).not.toBe(0);
+    expect(b.stderr.trim().split("\n")).toHaveLength(1);
+    expect(b.stderr).toMatch(/LARDER_REDIS_PREFIX: must not contain \{ or \}/);
   });
 
   it("starts, migrates, and serves /health, /docs and /openapi.json", async () => {
