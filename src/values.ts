@@ -56,6 +56,11 @@ function parseInt64(v: unknown): bigint {
 }
 
 function parseInt32(v: unknown): number {
+  // a safe integer (what JSON and Postgres hand over) is checked without a BigInt: this runs per value in bulk writes
+  if (typeof v === "number" && Number.isSafeInteger(v)) {
+    if (v < INT32_MIN || v > INT32_MAX) throw new ValueError(`${describe(v)} does not fit int32`);
+    return v === 0 ? 0 : v; // -0 is 0
+  }
   const b = parseInt64(v);
   if (b < BigInt(INT32_MIN) || b > BigInt(INT32_MAX)) throw new ValueError(`${describe(v)} does not fit int32`);
   return Number(b);
@@ -161,6 +166,7 @@ function normalizeScalar(dtype: ScalarDtype, v: unknown): unknown {
     case "int32":
       return parseInt32(v);
     case "int64":
+      if (typeof v === "number" && Number.isSafeInteger(v)) return v === 0 ? 0 : v; // int64Json's answer, sans BigInt
       return int64Json(parseInt64(v));
     case "float32":
     case "float64":
@@ -217,6 +223,7 @@ export function normalizeValue(dtype: Dtype, v: unknown): unknown {
 export function canonicalKey(type: KeyType, v: unknown): string {
   switch (type) {
     case "int64":
+      if (typeof v === "number" && Number.isSafeInteger(v)) return String(v); // the same text, without a BigInt
       return parseInt64(v).toString();
     case "int32":
       return String(parseInt32(v));

@@ -10,7 +10,6 @@ import { pgCode, pgMessage } from "../db/errors.ts";
 import { conflict, invalid } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
-import type { Dtype, KeyType } from "../registry/dtypes.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
 import { getJob, JOB_COLUMNS, type JobInfo, type JobRow, jobRowToInfo } from "./jobs.ts";
@@ -109,54 +108,17 @@ export function windowQuery(view: CompiledView, startUs: number, endUs: number):
   return `SELECT DISTINCT ON (${keys.join(", ")}) ${cols.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${where.join(" AND ")} ORDER BY ${order.join(", ")}`;
 }
 
-type Convert = (v: unknown) => unknown;
-
-/**
- * The common cases of `normalizeValue` / `canonicalKey` without their checks' cost (a BigInt per int64 value adds up
- * over millions of rows): a value Postgres already handed us in its canonical JS form passes as it is; anything
- * else takes the full path, which also names what is wrong.
- */
-function fastValue(dtype: Dtype): Convert {
-  switch (dtype) {
-    case "float32":
-    case "float64":
-      return (v) => (typeof v === "number" && Number.isFinite(v) ? v : normalizeValue(dtype, v));
-    case "int64":
-    case "int32":
-      return (v) =>
-        typeof v === "number" && Number.isSafeInteger(v) && (dtype === "int64" || (v >= -2147483648 && v <= 2147483647))
-          ? v
-          : normalizeValue(dtype, v);
-    case "string":
-      return (v) => (typeof v === "string" ? v : normalizeValue(dtype, v));
-    case "bool":
-      return (v) => (typeof v === "boolean" ? v : normalizeValue(dtype, v));
-    default:
-      return (v) => normalizeValue(dtype, v);
-  }
-}
-
-function fastKey(type: KeyType): (v: unknown) => string {
-  if (type === "int64" || type === "int32")
-    return (v) =>
-      typeof v === "number" && Number.isSafeInteger(v) && (type === "int64" || (v >= -2147483648 && v <= 2147483647))
-        ? String(v)
-        : canonicalKey(type, v);
-  if (type === "string") return (v) => (typeof v === "string" ? v : canonicalKey(type, v));
-  return (v) => canonicalKey(type, v);
-}
-
 /** Turns rows of the window query into the online store's rows; a value that does not fit its dtype names itself. */
 export function rowConverter(view: CompiledView): (r: Record<string, unknown>) => OnlineWriteRow {
-  const keys = view.entities.map((e, i) => ({ col: `k${i}`, conv: fastKey(e.valueType), e }));
-  const feats = view.features.map((f, j) => ({ col: `f${j}`, conv: fastValue(f.dtype), f }));
+  const keys = view.entities.map((e, i) => ({ col: `k${i}`, e }));
+  const feats = view.features.map((f, j) => ({ col: `f${j}`, f }));
   return (r) => {
     const key = new Array<string>(keys.length);
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       const v = r[k.col];
       try {
-        key[i] = k.conv(v);
+        key[i] = canonicalKey(k.e.valueType, v);
       } catch (err) {
         throw new Error(`feature view ${view.name}: key ${k.e.joinKey} ${String(v)}: ${(err as Error).message}`);
       }
@@ -166,7 +128,7 @@ export function rowConverter(view: CompiledView): (r: Record<string, unknown>) =
       const f = feats[j]!;
       const v = r[f.col];
       try {
-        values[j] = v === null || v === undefined ? null : f.conv(v);
+        values[j] = normalizeValue(f.f.dtype, v);
       } catch (err) {
         throw new Error(
           `feature view ${view.name}: column ${f.f.name} holds a value that is not ${f.f.dtype}: ${(err as Error).message}`,
@@ -175,11 +137,6 @@ export function rowConverter(view: CompiledView): (r: Record<string, unknown>) =
     }
     return { key, eventTs: Number(r.__ts_us), createdTs: r.__cr_us === null ? 0 : Number(r.__cr_us), values };
   };
-}
-
-/** One row; see `rowConverter`. */
-export function toOnlineRow(view: CompiledView, r: Record<string, unknown>): OnlineWriteRow {
-  return rowConverter(view)(r);
 }
 
 interface StartedJob {

@@ -332,11 +332,6 @@ export class KvOnlineStore implements OnlineStore {
       const canonical = new Array<string>(raw.length);
       for (let i = 0; i < raw.length; i++) {
         const v = raw[i];
-        // the common case, a safe integer for an int64 key, without canonicalKey's BigInt round trip (same text)
-        if (type === "int64" && typeof v === "number" && Number.isSafeInteger(v)) {
-          canonical[i] = String(v);
-          continue;
-        }
         try {
           canonical[i] = canonicalKey(type, v);
         } catch (e) {
