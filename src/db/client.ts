@@ -52,11 +52,6 @@ type PoolConnectCallback = (
   done: (release?: Error | boolean) => void,
 ) => void;
 
-/** A query failure after which the client is of no further use: its connection is gone, or its answer never came. */
-function isLostClient(e: unknown): boolean {
-  return isConnectionError(e) || /Query read timeout/i.test(e instanceof Error ? e.message : String(e));
-}
-
 type ClientState = { release?: (err?: Error | boolean) => void; lost?: unknown };
 /** Per client: the release of its current checkout (guarded to run once), and why it was given up, once it was. */
 const clientState = new WeakMap<pg.PoolClient, ClientState>();
@@ -90,7 +85,8 @@ function releaseOnLostConnection(client: pg.PoolClient): pg.PoolClient {
       const result = query.apply(this, args);
       if (result instanceof Promise)
         result.catch((e) => {
-          if (s.lost !== undefined || !isLostClient(e)) return;
+          // its connection is gone, or its answer never came (a read timeout): the client is of no further use
+          if (s.lost !== undefined || !isConnectionError(e)) return;
           s.lost = e;
           s.release?.(e as Error);
         });
