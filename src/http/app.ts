@@ -13,7 +13,7 @@ import type { SnapshotCache } from "../registry/snapshot-cache.ts";
 import { apiKeyAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
-import { limitJsonDepth, readBodiesAsJson } from "./json-depth.ts";
+import { readJsonBodies } from "./json-depth.ts";
 import { createMetrics, instrumentOnlineStore, type Metrics, registerMetricsRoute } from "./metrics.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
@@ -106,8 +106,7 @@ export function createApp(deps: AppDeps): App {
     return limitStreamedBody(c, next);
   });
 
-  app.use(readBodiesAsJson());
-  app.use(limitJsonDepth());
+  app.use(readJsonBodies());
 
   app.onError(onError);
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).body(), 404));

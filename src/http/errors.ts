@@ -72,12 +72,6 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
     if (status === 413) return new ApiError(413, "payload_too_large", "request body is too large");
-    if (status === 415)
-      return new ApiError(
-        415,
-        "unsupported_media_type",
-        "the body must be JSON, sent with content-type: application/json",
-      );
     const code = status === 401 ? "unauthenticated" : status === 404 ? "not_found" : "invalid_argument";
     return new ApiError(status, code, err.message || "bad request");
   }

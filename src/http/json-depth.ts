@@ -8,8 +8,6 @@ import { ApiError } from "./errors.ts";
  */
 export const MAX_JSON_DEPTH = 100;
 
-const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
-
 /** True when the JSON text opens more than `max` arrays/objects at once. A scan of the text, so it cannot recurse. */
 export function jsonDepthExceeds(text: string, max: number): boolean {
   let depth = 0;
@@ -28,29 +26,17 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
   return false;
 }
 
-/** Refuses JSON bodies nested deeper than `max`, before any validator parses them (the text is cached for them). */
-export function limitJsonDepth(max = MAX_JSON_DEPTH): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const type = c.req.header("content-type");
-    // the method, not c.req.raw.body: reading that makes @hono/node-server build a web Request for every request
-    if (c.req.method !== "GET" && c.req.method !== "HEAD" && type && JSON_TYPE.test(type)) {
-      const text = await c.req.text();
-      if (jsonDepthExceeds(text, max))
-        throw new ApiError(400, "invalid_argument", `the JSON body nests deeper than ${max} levels`);
-    }
-    await next();
-  };
-}
+const PLAIN_JSON_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
 
 /**
  * Every body is read as JSON, whatever its content-type says, as Feast's feature server reads it: Feast's own docs
  * send lookups with `curl -d '{…}'`, which labels them form-urlencoded, and clients written against Feast must work
- * unchanged. Only requests not labelled JSON pay for the relabelling.
+ * unchanged (only requests not labelled plain JSON pay for the relabelling). Bodies nested deeper than `max` are
+ * refused before any validator parses them (the text read here is cached for them).
  */
-const PLAIN_JSON_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
-
-export function readBodiesAsJson(): MiddlewareHandler<AppEnv> {
+export function readJsonBodies(max = MAX_JSON_DEPTH): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
+    // the method, not c.req.raw.body: reading that makes @hono/node-server build a web Request for every request
     if (c.req.method !== "GET" && c.req.method !== "HEAD") {
       const type = c.req.header("content-type");
       if (!type || !PLAIN_JSON_TYPE.test(type)) {
@@ -64,6 +50,8 @@ export function readBodiesAsJson(): MiddlewareHandler<AppEnv> {
           c.req.raw = new Request(raw, { headers });
         }
       }
+      if (jsonDepthExceeds(await c.req.text(), max))
+        throw new ApiError(400, "invalid_argument", `the JSON body nests deeper than ${max} levels`);
     }
     await next();
   };
