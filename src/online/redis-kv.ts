@@ -50,8 +50,8 @@ interface PendingRead {
 type WithScript = Redis & { larderPutIfNewer(numKeys: number, ...args: (string | number)[]): Promise<number[]> };
 
 /**
- * OnlineKv over one Redis connection. Reads are one MGET (shared by the lookups of one event-loop turn); writes one EVALSHA per batch (ioredis' defineCommand
- * sends EVALSHA and falls back to EVAL once when the script cache was flushed).
+ * OnlineKv over one Redis connection. Reads are one MGET (shared by the lookups of one event-loop turn); writes one
+ * EVALSHA per batch (ioredis' defineCommand sends EVALSHA and falls back to EVAL once when the script cache was flushed).
  * Redis Cluster (later): a script's keys must share a slot, so batches would be grouped by hash slot, and MGET split
  * per slot; the layout already puts every view's row of one entity in one slot.
  */
@@ -63,12 +63,7 @@ export class RedisKv implements OnlineKv {
     this.r = redis as WithScript;
   }
 
-  /**
-   * One MGET for all the lookups that ask within one turn of the event loop: under load, many requests reach this
-   * point together, and one command costs one write and one read on the socket where each would cost its own (on a
-   * busy machine, a socket write costs as much as decoding a whole small answer). Alone, a lookup waits only for the
-   * end of the current turn.
-   */
+  /** `getManyBytes`, decoded as text. */
   async getMany(keys: string[]): Promise<(string | null)[]> {
     return (await this.getManyBytes(keys)).map((b) => (b === null ? null : b.toString("utf8")));
   }
