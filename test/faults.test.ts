@@ -329,6 +329,20 @@ describe("Postgres goes away", () => {
     await db?.drop();
   });
 
+  /** A push to the offline store (a Postgres transaction): 503 while Postgres is away, 200 once it is back. */
+  const pushOffline = () =>
+    call(
+      app,
+      "POST",
+      "/push",
+      {
+        push_source_name: "driver_stats_push",
+        df: { driver_id: [1001], event_timestamp: [new Date().toISOString()], conv_rate: [0.5], acc_rate: [0.5] },
+        to: "offline",
+      },
+      auth,
+    );
+
   it("keeps answering lookups from the snapshot, refuses what needs Postgres with 503, and recovers by itself", async () => {
     const mat = await materializeAll(app, auth);
     expect(mat.status, JSON.stringify(mat.body)).toBe(200);
@@ -343,17 +357,7 @@ describe("Postgres goes away", () => {
       downAt = Date.now();
       await proxy.close();
 
-      const offlinePush = await call(
-        app,
-        "POST",
-        "/push",
-        {
-          push_source_name: "driver_stats_push",
-          df: { driver_id: [1001], event_timestamp: [new Date().toISOString()], conv_rate: [0.5], acc_rate: [0.5] },
-          to: "offline",
-        },
-        auth,
-      );
+      const offlinePush = await pushOffline();
       expectUnavailable(offlinePush);
       expectUnavailable(await call(app, "POST", "/v1/projects/demo/apply", await exampleDefinitions(), auth));
       expectUnavailable(await call(app, "GET", "/v1/projects/demo/feature-views", undefined, auth));
@@ -403,17 +407,7 @@ describe("Postgres goes away", () => {
     }
     expect(during.at(-1)!.body).toEqual(expected.body);
 
-    const offlinePush = await call(
-      app,
-      "POST",
-      "/push",
-      {
-        push_source_name: "driver_stats_push",
-        df: { driver_id: [1001], event_timestamp: [new Date().toISOString()], conv_rate: [0.5], acc_rate: [0.5] },
-        to: "offline",
-      },
-      auth,
-    );
+    const offlinePush = await pushOffline();
     expect(offlinePush.status, JSON.stringify(offlinePush.body)).toBe(200);
     expect((await call(app, "POST", "/v1/projects/demo/apply", await exampleDefinitions(), auth)).status).toBe(200);
 
