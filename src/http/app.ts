@@ -1,8 +1,4 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { requestId } from "hono/request-id";
-import { matchedRoutes } from "hono/route";
 import type { KeyVerifier } from "../auth/keys.ts";
 import type { Db } from "../db/client.ts";
 import type { Lifecycle } from "../lifecycle.ts";
@@ -10,10 +6,9 @@ import type { Logger } from "../logger.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { RegistryService } from "../registry/service.ts";
 import type { SnapshotCache } from "../registry/snapshot-cache.ts";
-import { apiKeyAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
-import { readJsonBodies } from "./json-depth.ts";
+import { frontDoor } from "./front-door.ts";
 import { createMetrics, instrumentOnlineStore, type Metrics, registerMetricsRoute } from "./metrics.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
@@ -44,16 +39,6 @@ export interface AppDeps {
   lifecycle?: Lifecycle;
 }
 
-/** The route pattern a request matched (`/v1/projects/:project/push`), never the raw path; "unmatched" for 404s. */
-function routeLabel(c: Context): string {
-  const routes = matchedRoutes(c);
-  for (let i = routes.length - 1; i >= 0; i--) {
-    const r = routes[i]!;
-    if (r.method !== "ALL") return r.path;
-  }
-  return "unmatched";
-}
-
 export type App = OpenAPIHono<AppEnv>;
 
 export function createApp(deps: AppDeps): App {
@@ -66,48 +51,16 @@ export function createApp(deps: AppDeps): App {
   const metrics = deps.metrics ?? createMetrics({ snapshotAgeSeconds: () => deps.snapshots.ageSeconds() });
   // Routes see the store through the metrics (errors, entities and features served). A copy: the caller's deps stay as given.
   deps = { ...deps, metrics, online: instrumentOnlineStore(deps.online, metrics) };
-  app.use(requestId({ headerName: "x-request-id" }));
-  app.use(async (c, next) => {
-    const started = performance.now();
-    const log = deps.logger.child({ request_id: c.get("requestId") });
-    c.set("logger", log);
-    await next();
-    // Once stopping, answers ask keep-alive clients to reconnect (to a server that is not stopping).
-    if (deps.lifecycle?.stopping) c.header("Connection", "close");
-    const status = c.res.status;
-    const seconds = (performance.now() - started) / 1000;
-    const route = routeLabel(c);
-    metrics.request(c.req.method, route, status, seconds);
-    // One line per request; headers are never logged (keys travel in Authorization).
-    const fields = {
-      method: c.req.method,
-      route,
-      path: c.req.path,
-      status,
-      duration_ms: Math.round(seconds * 100_000) / 100,
-      key_id: c.get("auth")?.keyId,
-    };
-    if (status >= 500) log.error(fields, "request");
-    else log.info(fields, "request");
-  });
-  if (deps.auth) app.use(apiKeyAuth(deps.auth, deps.defaultProject));
-  const tooLarge = () => {
-    throw new ApiError(413, "payload_too_large", `request body is larger than ${deps.limits.maxBodyBytes} bytes`);
-  };
-  const limitStreamedBody = bodyLimit({ maxSize: deps.limits.maxBodyBytes, onError: tooLarge });
-  app.use((c, next) => {
-    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
-    // A declared length is checked from the header alone (Node's parser never reads past it). Hono's bodyLimit reads
-    // c.req.raw.body, which makes @hono/node-server build a full web Request and stream for every request: a large
-    // share of a small lookup's cost. Bodies without a length (chunked) are counted as they stream, by bodyLimit.
-    const length = c.req.header("content-length");
-    if (length !== undefined && c.req.header("transfer-encoding") === undefined)
-      return Number.parseInt(length, 10) > deps.limits.maxBodyBytes ? tooLarge() : next();
-    return limitStreamedBody(c, next);
-  });
-
-  app.use(readJsonBodies());
-
+  app.use(
+    frontDoor({
+      logger: deps.logger,
+      metrics,
+      lifecycle: deps.lifecycle,
+      auth: deps.auth,
+      defaultProject: deps.defaultProject,
+      maxBodyBytes: deps.limits.maxBodyBytes,
+    }),
+  );
   app.onError(onError);
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).body(), 404));
 

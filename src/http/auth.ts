@@ -1,7 +1,8 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { type KeyVerifier, type Scope, scopeAllows } from "../auth/keys.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
+import { requestHeader } from "./request-header.ts";
 
 /** Paths anyone may call: probes, the API description and the metrics scrape. */
 export const PUBLIC_PATHS = new Set(["/health", "/health/live", "/openapi.json", "/docs", "/metrics"]);
@@ -50,49 +51,44 @@ function bearer(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-const unauthenticated = (message: string) => {
-  const e = new ApiError(401, "unauthenticated", message);
-  return e;
-};
+const unauthenticated = (message: string) => new ApiError(401, "unauthenticated", message);
 
 /**
- * API-key auth: `Authorization: Bearer lk_…`. 401 when the key is missing, malformed, unknown or revoked;
- * 403 when the key lacks the scope or is bound to another project. Keys are verified from memory (see KeyCache).
+ * API-key auth: `Authorization: Bearer lk_…`. Throws 401 when the key is missing, malformed, unknown or revoked, 403 when
+ * the key lacks the scope or is bound to another project; otherwise puts the key's principal on the context. Keys are
+ * verified from memory (see KeyCache). Called by the front door, before routing: it never depends on a handler.
  */
-export function apiKeyAuth(verifier: KeyVerifier, defaultProject: string): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const need = requiredAccess(c.req.method, c.req.path, defaultProject);
-    if (!need) return next();
-    const header = c.req.header("authorization");
-    const token = bearer(header);
-    if (!token) {
-      c.header("WWW-Authenticate", 'Bearer realm="larder"');
-      throw unauthenticated(
-        header
-          ? "the Authorization header must be `Bearer <key>`"
-          : "an API key is required: send `Authorization: Bearer <key>`",
-      );
-    }
-    const principal = await verifier.verify(token);
-    if (!principal) {
-      c.header("WWW-Authenticate", 'Bearer realm="larder", error="invalid_token"');
-      throw unauthenticated("the API key is unknown or revoked");
-    }
-    c.set("auth", { keyId: principal.keyId, scope: principal.scope, project: principal.project });
-    if (!scopeAllows(principal.scope, need.scope))
-      throw new ApiError(
-        403,
-        "permission_denied",
-        `this key has scope ${principal.scope}; ${c.req.method} ${c.req.path} needs ${need.scope}`,
-      );
-    if (principal.project !== null && principal.project !== need.project)
-      throw new ApiError(
-        403,
-        "permission_denied",
-        need.project === null
-          ? `this key is limited to project ${principal.project}; ${c.req.method} ${c.req.path} is not`
-          : `this key is limited to project ${principal.project}, not ${need.project}`,
-      );
-    return next();
-  };
+export async function authorize(c: Context<AppEnv>, verifier: KeyVerifier, defaultProject: string): Promise<void> {
+  const need = requiredAccess(c.req.method, c.req.path, defaultProject);
+  if (!need) return;
+  const header = requestHeader(c, "authorization");
+  const token = bearer(header);
+  if (!token) {
+    c.header("WWW-Authenticate", 'Bearer realm="larder"');
+    throw unauthenticated(
+      header
+        ? "the Authorization header must be `Bearer <key>`"
+        : "an API key is required: send `Authorization: Bearer <key>`",
+    );
+  }
+  const principal = await verifier.verify(token);
+  if (!principal) {
+    c.header("WWW-Authenticate", 'Bearer realm="larder", error="invalid_token"');
+    throw unauthenticated("the API key is unknown or revoked");
+  }
+  c.set("auth", { keyId: principal.keyId, scope: principal.scope, project: principal.project });
+  if (!scopeAllows(principal.scope, need.scope))
+    throw new ApiError(
+      403,
+      "permission_denied",
+      `this key has scope ${principal.scope}; ${c.req.method} ${c.req.path} needs ${need.scope}`,
+    );
+  if (principal.project !== null && principal.project !== need.project)
+    throw new ApiError(
+      403,
+      "permission_denied",
+      need.project === null
+        ? `this key is limited to project ${principal.project}; ${c.req.method} ${c.req.path} is not`
+        : `this key is limited to project ${principal.project}, not ${need.project}`,
+    );
 }
