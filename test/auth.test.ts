@@ -180,6 +180,17 @@ describe("revocation", () => {
     expectError(await t.call("GET", "/v1/projects/demo/entities", undefined, bearer(k.key)), 401, "unauthenticated");
   });
 
+  it("a key verified once still lets no near miss through (the verified-key memo matches whole keys only)", async () => {
+    const { store, cache } = t.keys!;
+    const k = await store.create({ scope: "read" });
+    expect((await cache.verify(k.key))?.keyId).toBe(k.info.id);
+    expect((await cache.verify(k.key))?.keyId).toBe(k.info.id);
+    const last = k.key.at(-1) === "0" ? "1" : "0";
+    expect(await cache.verify(k.key.slice(0, -1) + last)).toBeNull();
+    expect(await cache.verify(`${k.key} `)).toBeNull();
+    expect(await cache.verify(k.key.toUpperCase())).toBeNull();
+  });
+
   it("a key made just after the cache read the table works at once (it waits for the next read, not a 401)", async () => {
     const { store } = t.keys!;
     const cache = new KeyCache({ store, pepper: "test-pepper-0123456789", pollMs: 60_000, missRefreshMs: 500 });

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyStore, KeyCache } from "../src/auth/keys.ts";
 import { connectPostgres, type Database } from "../src/db/client.ts";
@@ -176,6 +177,7 @@ describe("the online store goes away", () => {
   let app: App;
   let snapshots: SnapshotCache;
   let closeRedis: () => void;
+  const redisLogLines: { msg: string; err: string }[] = [];
 
   beforeAll(async () => {
     redisPort = await freePort();
@@ -183,8 +185,8 @@ describe("the online store goes away", () => {
     db = await createTestDatabase();
     await loadExampleData(db.url);
     const logger = silentLogger();
-    const redis = connectRedis(`redis://127.0.0.1:${redisPort}`);
-    redis.on("error", () => {}); // the outage is expected; ioredis reconnects by itself
+    const redisLog = pino({ level: "warn" }, { write: (line: string) => void redisLogLines.push(JSON.parse(line)) });
+    const redis = connectRedis(`redis://127.0.0.1:${redisPort}`, { logger: redisLog });
     closeRedis = () => redis.disconnect();
     const online = new RedisOnlineStore(redis, testPrefix());
     const registry = new RegistryService({
@@ -243,6 +245,11 @@ describe("the online store goes away", () => {
       const jobs = await call(app, "GET", "/v1/projects/demo/materialization-jobs");
       expect(jobs.body.jobs[0].status).toBe("failed");
       expect(jobs.body.jobs[0].error).toBeTruthy();
+
+      // the outage is logged, but not at every reconnection attempt (one line per distinct error per 10 s)
+      const logged = redisLogLines.filter((l) => /online store \(Redis\) connection error/.test(l.msg));
+      expect(logged.length).toBeGreaterThan(0);
+      expect(logged.length).toBeLessThanOrEqual(new Set(logged.map((l) => l.err)).size * 2);
 
       const upAt = Date.now();
       redisProc = await startRedis(redisPort);

@@ -101,3 +101,56 @@ describe("bodies are JSON whatever their content-type says", () => {
     expect(bad.body.error.message).toMatch(/JSON/);
   });
 });
+
+describe("request ids", () => {
+  const lookup = JSON.stringify({ features: ["driver_hourly_stats:conv_rate"], entities: { driver_id: [1001] } });
+  const logLines = () =>
+    server
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it("every answer carries one, the client's when it is a sane token, and the request's log line names it", async () => {
+    const mine = `trace-${Date.now()}`;
+    const cases: [string, Record<string, string>, number][] = [
+      ["/get-online-features", { "x-request-id": mine }, 200],
+      ["/get-online-features", { "x-request-id": "has spaces, commas" }, 200],
+      ["/get-online-features", {}, 200],
+      ["/no-such-route", {}, 404],
+      ["/get-online-features?", { "x-request-id": `${mine}-bad` }, 200],
+    ];
+    const ids: string[] = [];
+    for (const [path, headers, status] of cases) {
+      const body = path === "/no-such-route" ? "{}" : lookup;
+      const res = await fetch(`${server.url}${path}`, { method: "POST", body, headers });
+      expect(res.status).toBe(status);
+      await res.body?.cancel();
+      const id = res.headers.get("x-request-id");
+      expect(id, path).toMatch(/^[\w\-=]+$/);
+      ids.push(id!);
+    }
+    expect(ids[0]).toBe(mine);
+    expect(ids[1]).not.toContain(" ");
+    expect(ids[4]).toBe(`${mine}-bad`);
+    expect(new Set(ids).size).toBe(ids.length);
+    // an error answered before routing (a malformed body) carries one too
+    const bad = await fetch(`${server.url}/get-online-features`, { method: "POST", body: "[".repeat(200) });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("x-request-id")).toMatch(/^[\w\-=]+$/);
+    ids.push(bad.headers.get("x-request-id")!);
+    await bad.body?.cancel();
+
+    // lines are written in batches: at the latest a fifth of a second later
+    let lines: Record<string, unknown>[] = [];
+    for (let i = 0; i < 50; i++) {
+      lines = logLines().filter((l) => l.msg === "request" && ids.includes(l.request_id as string));
+      if (lines.length === ids.length) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(lines.map((l) => l.request_id).sort()).toEqual([...ids].sort());
+    const notFound = lines.find((l) => l.request_id === ids[3])!;
+    expect(notFound).toMatchObject({ method: "POST", route: "unmatched", status: 404 });
+    expect(lines.find((l) => l.request_id === ids[5])).toMatchObject({ status: 400 });
+  });
+});

@@ -139,6 +139,23 @@ describe("GET /metrics", () => {
   });
 });
 
+describe("request ids in process (app.request, no Node response to set them on)", () => {
+  it("answers, errors included, carry x-request-id: the client's when sane, else a new one", async () => {
+    const ok = await t.app.request("/health/live", { headers: { "x-request-id": "abc-123" } });
+    expect(ok.headers.get("x-request-id")).toBe("abc-123");
+    const lookup = await t.app.request("/get-online-features", {
+      method: "POST",
+      body: JSON.stringify({ features: ["driver_hourly_stats:conv_rate"], entities: { driver_id: [1001] } }),
+      headers: { "x-request-id": "not ok!" },
+    });
+    expect(lookup.status).toBe(200);
+    expect(lookup.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const bad = await t.app.request("/get-online-features", { method: "POST", body: "{" });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
 describe("health", () => {
   it("/health/live answers 200 while the process runs; /health is readiness", async () => {
     const live = await t.call("GET", "/health/live");

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { type KeyVerifier, type Scope, scopeAllows } from "../auth/keys.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
-import { requestHeader } from "./request-header.ts";
+import { requestHeader } from "./headers.ts";
 
 /** Paths anyone may call: probes, the API description and the metrics scrape. */
 export const PUBLIC_PATHS = new Set(["/health", "/health/live", "/openapi.json", "/docs", "/metrics"]);

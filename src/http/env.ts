@@ -4,8 +4,9 @@ import type { Logger } from "../logger.ts";
 export type AppEnv = {
   Variables: {
     requestId: string;
+    /** The server's logger; a request's lines carry its request_id. */
     logger: Logger;
-    /** Set by the auth middleware when a key was presented. */
+    /** Set by the front door when a key was presented. */
     auth?: { keyId: string; scope: "read" | "write" | "admin"; project: string | null };
   };
 };

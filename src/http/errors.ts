@@ -86,7 +86,6 @@ export function toApiError(err: unknown): ApiError {
 
 export function onError(err: Error, c: Context<AppEnv>) {
   const api = toApiError(err);
-  const log = c.get("logger");
-  if (api.status >= 500) log?.error({ err }, "request failed");
+  if (api.status >= 500) c.get("logger")?.error({ request_id: c.get("requestId"), err }, "request failed");
   return c.json(api.body(), api.status);
 }

@@ -10,7 +10,7 @@ import type { AppEnv } from "./env.ts";
 import { ApiError, onError } from "./errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.ts";
 import type { Metrics } from "./metrics.ts";
-import { requestHeader } from "./request-header.ts";
+import { requestHeader, setResponseHeader } from "./headers.ts";
 
 export interface FrontDoorOptions {
   logger: Logger;
@@ -73,9 +73,8 @@ export function frontDoor(opts: FrontDoorOptions): MiddlewareHandler<AppEnv> {
     let id = requestHeader(c, "x-request-id");
     if (id === undefined || !VALID_REQUEST_ID.test(id)) id = randomUUID();
     c.set("requestId", id);
-    const log = logger.child({ request_id: id });
-    c.set("logger", log);
-    c.header("x-request-id", id);
+    c.set("logger", logger);
+    setResponseHeader(c, "x-request-id", id);
     let admitted = true;
     try {
       if (auth) await authorize(c, auth, defaultProject);
@@ -95,6 +94,7 @@ export function frontDoor(opts: FrontDoorOptions): MiddlewareHandler<AppEnv> {
     const route = routeLabel(c);
     metrics.request(c.req.method, route, status, seconds);
     const fields = {
+      request_id: id,
       method: c.req.method,
       route,
       path: c.req.path,
@@ -102,8 +102,8 @@ export function frontDoor(opts: FrontDoorOptions): MiddlewareHandler<AppEnv> {
       duration_ms: Math.round(seconds * 100_000) / 100,
       key_id: c.get("auth")?.keyId,
     };
-    if (status >= 500) log.error(fields, "request");
-    else log.info(fields, "request");
+    if (status >= 500) logger.error(fields, "request");
+    else logger.info(fields, "request");
   };
 }
 
