@@ -58,8 +58,27 @@ const unauthenticated = (message: string) => new ApiError(401, "unauthenticated"
  * the key lacks the scope or is bound to another project; otherwise puts the key's principal on the context. Keys are
  * verified from memory (see KeyCache). Called by the front door, before routing: it never depends on a handler.
  */
-export async function authorize(c: Context<AppEnv>, verifier: KeyVerifier, defaultProject: string): Promise<void> {
-  const need = requiredAccess(c.req.method, c.req.path, defaultProject);
+export function createAuthorizer(
+  verifier: KeyVerifier,
+  defaultProject: string,
+): (c: Context<AppEnv>) => Promise<void> {
+  // What each method and path needs, worked out once: a server sees few distinct paths (and the memo is bounded, as
+  // clients may send any path).
+  const needs = new Map<string, Access | null>();
+  const accessFor = (method: string, path: string): Access | null => {
+    const key = `${method} ${path}`;
+    let need = needs.get(key);
+    if (need === undefined) {
+      need = requiredAccess(method, path, defaultProject);
+      if (needs.size >= 1024) needs.clear();
+      needs.set(key, need);
+    }
+    return need;
+  };
+  return (c) => authorize(c, verifier, accessFor(c.req.method, c.req.path));
+}
+
+async function authorize(c: Context<AppEnv>, verifier: KeyVerifier, need: Access | null): Promise<void> {
   if (!need) return;
   const header = requestHeader(c, "authorization");
   const token = bearer(header);

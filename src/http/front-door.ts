@@ -5,7 +5,7 @@ import { matchedRoutes } from "hono/route";
 import type { KeyVerifier } from "../auth/keys.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
-import { authorize } from "./auth.ts";
+import { createAuthorizer } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError } from "./errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.ts";
@@ -40,7 +40,7 @@ const PLAIN_JSON_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
  *
  * - `x-request-id`: the client's when it is a sane token, else a new UUID; echoed on the answer and on every log line.
  * - One JSON log line per request (headers are never logged: keys travel in Authorization) and the request metrics.
- * - Auth (when on): see `authorize`.
+ * - Auth (when on): see `createAuthorizer`.
  * - Body size: a declared length is checked from the header alone (Node's parser never reads past it); bodies without
  *   one (chunked) are counted as they stream, by Hono's bodyLimit.
  * - Every body is read as JSON whatever its content-type says, as Feast's feature server reads it: Feast's own docs send
@@ -52,6 +52,7 @@ export function frontDoor(opts: FrontDoorOptions): MiddlewareHandler<AppEnv> {
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", `request body is larger than ${maxBodyBytes} bytes`);
   };
+  const authorize = auth ? createAuthorizer(auth, defaultProject) : null;
   const limitStreamedBody = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
 
   const readBody = async (c: Context<AppEnv>) => {
@@ -77,7 +78,7 @@ export function frontDoor(opts: FrontDoorOptions): MiddlewareHandler<AppEnv> {
     setResponseHeader(c, "x-request-id", id);
     let admitted = true;
     try {
-      if (auth) await authorize(c, auth, defaultProject);
+      if (authorize) await authorize(c);
       const method = c.req.method;
       if (method !== "GET" && method !== "HEAD") await readBody(c);
     } catch (e) {
