@@ -58,10 +58,7 @@ const unauthenticated = (message: string) => new ApiError(401, "unauthenticated"
  * the key lacks the scope or is bound to another project; otherwise puts the key's principal on the context. Keys are
  * verified from memory (see KeyCache). Called by the front door, before routing: it never depends on a handler.
  */
-export function createAuthorizer(
-  verifier: KeyVerifier,
-  defaultProject: string,
-): (c: Context<AppEnv>) => Promise<void> {
+export function createAuthorizer(verifier: KeyVerifier, defaultProject: string): (c: Context<AppEnv>) => Promise<void> {
   // What each method and path needs, worked out once: a server sees few distinct paths (and the memo is bounded, as
   // clients may send any path).
   const needs = new Map<string, Access | null>();

@@ -8,9 +8,9 @@ import type { Logger } from "../logger.ts";
 import { createAuthorizer } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError } from "./errors.ts";
+import { requestHeader, setResponseHeader } from "./headers.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.ts";
 import type { Metrics } from "./metrics.ts";
-import { requestHeader, setResponseHeader } from "./headers.ts";
 
 export interface FrontDoorOptions {
   logger: Logger;
