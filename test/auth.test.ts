@@ -290,3 +290,66 @@ describe("secrecy", () => {
     expect(all.toLowerCase()).not.toContain("bearer");
   });
 });
+
+describe("over a real socket (headers as Node parses them)", () => {
+  /** One raw HTTP/1.1 request with exactly these header lines; the status and body of the answer. */
+  async function raw(port: number, path: string, headerLines: string[], body: string) {
+    const net = await import("node:net");
+    return new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.write(
+          [
+            `POST ${path} HTTP/1.1`,
+            "Host: x",
+            "Connection: close",
+            ...headerLines,
+            `Content-Length: ${Buffer.byteLength(body)}`,
+            "",
+            body,
+          ].join("\r\n"),
+        );
+      });
+      let text = "";
+      socket.on("data", (d) => (text += d));
+      socket.on("error", reject);
+      socket.on("end", () => {
+        const [head, ...rest] = text.split("\r\n\r\n");
+        resolve({ status: Number(head!.split(" ")[1]), body: rest.join("\r\n\r\n") });
+      });
+    });
+  }
+
+  it("a repeated Authorization header is refused, whichever copy holds a good key; repeated content-types are one label", async () => {
+    const { serve } = await import("@hono/node-server");
+    const server = serve({ fetch: t.app.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const lookup = JSON.stringify(LOOKUP);
+      const json = "Content-Type: application/json";
+      expect(
+        (await raw(port, "/get-online-features", [`Authorization: Bearer ${key.read}`, json], lookup)).status,
+      ).toBe(200);
+      for (const pair of [
+        [`Bearer ${key.read}`, "Bearer junk"],
+        ["Bearer junk", `Bearer ${key.read}`],
+        [`Bearer ${key.write}`, `Bearer ${key.read}`],
+      ]) {
+        const res = await raw(port, "/get-online-features", [...pair.map((v) => `Authorization: ${v}`), json], lookup);
+        expect(res.status, pair.join(" + ")).toBe(401);
+        expect(JSON.parse(res.body).error.code).toBe("unauthenticated");
+      }
+      // two labels are read as one (joined, as web Headers give them): the body is still read as JSON
+      const twice = await raw(
+        port,
+        "/push",
+        [`Authorization: Bearer ${key.write}`, json, "Content-Type: text/plain"],
+        JSON.stringify({ ...PUSH, push_source_name: "no_such_source" }),
+      );
+      expect(twice.status, twice.body).toBe(400); // read and judged as a push: not a 415
+      expect(JSON.parse(twice.body).error.message).toMatch(/no_such_source/);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

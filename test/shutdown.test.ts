@@ -1,6 +1,7 @@
 /**
- * SIGTERM to a real server: it stops accepting, answers what is in flight, ends a running materialisation after its
- * current batch (recorded as failed; a re-run completes it), and exits 0.
+ * SIGTERM (SIGINT, SIGHUP alike) to a real server: it stops accepting, answers what is in flight, ends a running
+ * materialisation after its current batch (recorded as failed; a re-run completes it), writes its last log lines, and
+ * exits 0.
  */
 import { writeFileSync } from "node:fs";
 import os from "node:os";
@@ -147,3 +148,27 @@ it("ends a running materialisation after its current batch, recorded as failed; 
     await server.stop();
   }
 }, 90_000);
+
+it.each(["SIGINT", "SIGHUP"] as const)(
+  "%s stops it as SIGTERM does, and no log line is left in the buffer",
+  async (signal) => {
+    const server = await startServerProcess(env);
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${server.url}/health/live`, { headers: { "x-request-id": `${signal}-${i}` } });
+      expect(res.status).toBe(200);
+      ids.push(res.headers.get("x-request-id")!);
+      await res.body?.cancel();
+    }
+    // at once: the lines are still in the server's 4 KiB / 200 ms buffer
+    expect(await server.stop(signal)).toBe(0);
+    const logged = server
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { msg: string; request_id?: string });
+    const ours = logged.filter((l) => l.msg === "request" && l.request_id?.startsWith(signal));
+    expect(ours.map((l) => l.request_id)).toEqual(ids);
+    expect(logged.at(-1)?.msg).toBe("stopped");
+  },
+);

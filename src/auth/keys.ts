@@ -160,10 +160,11 @@ export class KeyCache implements KeyVerifier {
   private timer: NodeJS.Timeout | undefined;
   private used = new Set<string>();
   /**
-   * Keys verified since the table was last read, by the whole presented key: an HMAC per request was a measurable share of
-   * a small lookup. Only keys that verified are held (one per key, so as many as the table's); each read empties it, so a
-   * revocation takes effect as before. A miss costs the full check, and a lookup compares the presented key with a held
-   * one only when their hashes are equal, which a guess cannot arrange: no prefix of a secret can be learnt from timing.
+   * Keys verified since the table was last read, by the whole presented key: an HMAC per request was a measurable share
+   * of a small lookup. Only keys that verified are held (one per key, so as many as the table's); each read empties it,
+   * so a revocation takes effect as before. A miss costs the full check, and a lookup compares the presented key with a
+   * held one only when their hashes are equal, which a guess cannot arrange: no prefix of a secret can be learnt from
+   * timing. The keys in use are held in memory for as long as that (a heap dump of the server would show them).
    */
   private verified = new Map<string, Principal>();
 

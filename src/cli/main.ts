@@ -49,6 +49,8 @@ export function buildCli(): Command {
       };
       process.on("SIGTERM", () => void shutdown("SIGTERM"));
       process.on("SIGINT", () => void shutdown("SIGINT"));
+      // a closed terminal, or a supervisor's "stop": by default it would end the process at once, dropping the log tail
+      process.on("SIGHUP", () => void shutdown("SIGHUP"));
     });
 
   program

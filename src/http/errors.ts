@@ -72,6 +72,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
     if (status === 413) return new ApiError(413, "payload_too_large", "request body is too large");
+    // hono's JSON validator: said as the lookup routes (which parse for themselves) say it
+    if (status === 400 && /^Malformed JSON/.test(err.message))
+      return new ApiError(400, "invalid_argument", "malformed JSON body");
     const code = status === 401 ? "unauthenticated" : status === 404 ? "not_found" : "invalid_argument";
     return new ApiError(status, code, err.message || "bad request");
   }

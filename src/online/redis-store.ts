@@ -19,13 +19,12 @@ export function connectRedis(url: string, opts: { commandTimeoutMs?: number; log
     // keep retrying forever, but never more slowly than once a second, so recovery is quick
     retryStrategy: (times) => Math.min(times * 100, 1000),
   });
-  let last = "";
-  let lastAt = 0;
+  const loggedAt = new Map<string, number>();
   redis.on("error", (e: Error) => {
     const now = Date.now();
-    if (e.message === last && now - lastAt < ERROR_LOG_MS) return;
-    last = e.message;
-    lastAt = now;
+    if (now - (loggedAt.get(e.message) ?? 0) < ERROR_LOG_MS) return;
+    if (loggedAt.size >= 100) loggedAt.clear();
+    loggedAt.set(e.message, now);
     opts.logger?.warn({ err: e.message }, "online store (Redis) connection error; reconnecting");
   });
   return redis;
