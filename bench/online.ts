@@ -113,15 +113,21 @@ function start(
   });
 }
 
-async function waitHealthy(port: number): Promise<void> {
+async function waitHealthy(port: number, logFile?: string): Promise<void> {
+  let last = "no answer";
   for (let i = 0; i < 150; i++) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       if (res.ok) return;
-    } catch {}
+      last = `${res.status} ${await res.text()}`;
+    } catch (e) {
+      last = String((e as Error).cause ?? e);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`server on ${port} never became healthy`);
+  const tail =
+    logFile && fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").split("\n").slice(-10).join("\n") : "";
+  throw new Error(`server on ${port} never became healthy (last /health: ${last})\n${tail}`);
 }
 
 async function post(port: number, p: string, body: unknown, key?: string): Promise<unknown> {
@@ -395,7 +401,7 @@ async function main() {
       null,
       logFile,
     );
-    await waitHealthy(oursPort);
+    await waitHealthy(oursPort, logFile);
     const adminKey = AUTH === "apikey" ? await createKey("admin") : undefined;
     const readKey = AUTH === "apikey" ? await createKey("read") : undefined;
     await post(oursPort, `/v1/projects/${PROJECT}/apply`, definitions(), adminKey);

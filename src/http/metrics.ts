@@ -107,9 +107,20 @@ export class Metrics {
 
   /** An online lookup answered `entityRows` rows of `featureCount` features each. */
   served(project: string, entityRows: number, featureCount: number): void {
-    this.entities.inc({ project }, entityRows);
-    this.features.inc({ project }, entityRows * featureCount);
+    let series = this.servedSeries.get(project);
+    if (!series) {
+      series = { entities: this.entities.labels({ project }), features: this.features.labels({ project }) };
+      this.servedSeries.set(project, series);
+    }
+    series.entities.inc(entityRows);
+    series.features.inc(entityRows * featureCount);
   }
+
+  /** As requestSeries, for the lookup counters (projects are few: only existing ones get this far). */
+  private readonly servedSeries = new Map<
+    string,
+    { entities: { inc(n: number): void }; features: { inc(n: number): void } }
+  >();
 
   /** A materialisation job ended (status: `succeeded`, `failed`…). */
   materialized(job: {
