@@ -34,6 +34,7 @@ import { promisify } from "node:util";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { freePort } from "../test/support/process.ts";
 import { clearPrefix } from "../test/support/redis.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -381,8 +382,9 @@ async function main() {
   );
   await db.end();
 
-  const oursPort = 6600 + Math.floor(Math.random() * 200);
-  const floorPort = oursPort + 300;
+  // Ports the system hands out: a fixed range once held 6665–6669 and 6697, which fetch refuses ("bad port").
+  const oursPort = await freePort();
+  const floorPort = await freePort();
   try {
     log(`starting larder (db ${dbName}, prefix ${prefix}, request log ${logFile}) and the floor…`);
     await start(
