@@ -4,8 +4,9 @@ export type Logger = pino.Logger;
 
 /**
  * Standard output as the server writes it: lines are gathered (up to 4 KiB) and written together, at the latest every
- * FLUSH_MS, as soon as the write in progress ends for warnings and errors (see createLogger), and on exit. One write(2) per request line was the
- * largest single cost of a small lookup (bench:online 1×10: about 0.73× the floor with it, 0.85× without).
+ * FLUSH_MS, as soon as the write in progress ends for warnings and errors (see createLogger), and on exit. One write(2)
+ * per request line was the largest single cost of a small lookup (bench:online 1×10: about 0.73× the floor with it,
+ * 0.85× without).
  */
 const FLUSH_MS = 200;
 const bufferedStdout = () => pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: FLUSH_MS });

@@ -84,18 +84,17 @@ export class Metrics {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "larder_" });
   }
 
-  /** The counter and histogram of each label set, found once: prom-client hashes the labels on every call otherwise. */
-  private readonly requestSeries = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+  // The series of each label set on the hot paths, found once: prom-client hashes the labels on every call otherwise.
+  // (Label sets are few: route patterns, statuses, existing projects.)
+  private readonly requestSeries = new Map<string, { count: CounterSeries; time: HistogramSeries }>();
+  private readonly servedSeries = new Map<string, { entities: CounterSeries; features: CounterSeries }>();
 
   /** Called once per request by the front door. */
   request(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${status} ${route}`;
-    let series = this.requestSeries.get(key);
-    if (!series) {
+    const series = seriesFor(this.requestSeries, `${method} ${status} ${route}`, () => {
       const labels = { method, route, status: String(status) };
-      series = { count: this.requests.labels(labels), time: this.duration.labels(labels) };
-      this.requestSeries.set(key, series);
-    }
+      return { count: this.requests.labels(labels), time: this.duration.labels(labels) };
+    });
     series.count.inc();
     series.time.observe(seconds);
   }
@@ -107,20 +106,13 @@ export class Metrics {
 
   /** An online lookup answered `entityRows` rows of `featureCount` features each. */
   served(project: string, entityRows: number, featureCount: number): void {
-    let series = this.servedSeries.get(project);
-    if (!series) {
-      series = { entities: this.entities.labels({ project }), features: this.features.labels({ project }) };
-      this.servedSeries.set(project, series);
-    }
+    const series = seriesFor(this.servedSeries, project, () => ({
+      entities: this.entities.labels({ project }),
+      features: this.features.labels({ project }),
+    }));
     series.entities.inc(entityRows);
     series.features.inc(entityRows * featureCount);
   }
-
-  /** As requestSeries, for the lookup counters (projects are few: only existing ones get this far). */
-  private readonly servedSeries = new Map<
-    string,
-    { entities: { inc(n: number): void }; features: { inc(n: number): void } }
-  >();
 
   /** A materialisation job ended (status: `succeeded`, `failed`…). */
   materialized(job: {
@@ -141,6 +133,19 @@ export class Metrics {
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+}
+
+type CounterSeries = ReturnType<Counter["labels"]>;
+type HistogramSeries = ReturnType<Histogram["labels"]>;
+
+/** The value kept under `key`, made on first use. */
+function seriesFor<T>(map: Map<string, T>, key: string, make: () => T): T {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
 }
 
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
