@@ -23,10 +23,9 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import path from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { freePort } from "./support.ts";
+import { freePort, LARDER_BIN, ROOT } from "./support.ts";
 
 const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -49,7 +48,6 @@ const FEATURES = [
   ["f9", "text", "string"],
 ] as const;
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 // ---------------------------------------------------------------- child phases
@@ -147,7 +145,7 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
     PORT: String(port),
   };
   const nodeFlags = process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof
-  const child = spawn(process.execPath, [...nodeFlags, path.join(ROOT, "bin/larder.js"), "serve"], {
+  const child = spawn(process.execPath, [...nodeFlags, LARDER_BIN, "serve"], {
     cwd: ROOT,
     env,
     stdio: ["ignore", "ignore", "inherit"],

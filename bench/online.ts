@@ -24,20 +24,18 @@
  * BENCH_PROFILE=<dir> (both servers run with --cpu-prof, into <dir>/larder and <dir>/floor), BENCH_HOLD=<seconds> (start, load, hold both servers up for
  * experiments by hand, then clean up without measuring).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { freePort } from "../test/support/process.ts";
 import { clearPrefix } from "../test/support/redis.ts";
+import { freePort, larderCli, ROOT } from "./support.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -150,11 +148,9 @@ async function post(port: number, p: string, body: unknown, key?: string): Promi
 }
 
 async function createKey(scope: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "keys", "create", "--scope", scope, "--name", `bench-${scope}`, "--json"],
-    { cwd: ROOT, env: { ...process.env, DATABASE_URL: dbUrl, REDIS_URL } },
-  );
+  // the pepper the server is started with (it inherits this environment), if one is set
+  const env = { DATABASE_URL: dbUrl, LARDER_API_KEY_PEPPER: process.env.LARDER_API_KEY_PEPPER };
+  const stdout = await larderCli(["keys", "create", "--scope", scope, "--name", `bench-${scope}`, "--json"], env);
   return (JSON.parse(stdout.trim().split("\n").pop()!) as { key: string }).key;
 }
 

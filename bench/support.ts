@@ -8,14 +8,11 @@ import { randomBytes } from "node:crypto";
 import { createWriteStream, readFileSync } from "node:fs";
 import http from "node:http";
 import type { Socket } from "node:net";
-import path from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { cleanEnv, freePort } from "../test/support/process.ts";
+import { cleanEnv, freePort, LARDER_BIN, ROOT, runCli } from "../test/support/process.ts";
 import { clearPrefix } from "../test/support/redis.ts";
 
-export const ROOT = path.resolve(import.meta.dirname, "..");
-export const LARDER_BIN = path.join(ROOT, "bin/larder.js");
 export const PG_ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -123,27 +120,14 @@ export function cleanRedisPrefixAtEnd(prefix: string): void {
 
 // ---------------------------------------------------------------- processes
 
-export { freePort };
+export { freePort, LARDER_BIN, ROOT };
 
-/** Our environment minus anything Larder reads, plus `env`. */
-const childEnv = (env: Record<string, string>): NodeJS.ProcessEnv => cleanEnv(env);
-
-/** Runs `larder <args>` to completion; rejects with its output on a non-zero exit. */
-export function larderCli(args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [LARDER_BIN, ...args], {
-      cwd: ROOT,
-      env: childEnv(env),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (code) =>
-      code === 0 ? resolve(stdout) : reject(new Error(`larder ${args.join(" ")} exited ${code}:\n${stderr}`)),
-    );
-  });
+/** Runs `larder <args>` to completion (ours minus anything Larder reads, plus `env`); rejects with its output on a
+ * non-zero exit. */
+export async function larderCli(args: string[], env: Record<string, string | undefined>): Promise<string> {
+  const r = await runCli(args, env, 10 * 60_000);
+  if (r.code !== 0) throw new Error(`larder ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
 }
 
 export interface LarderServer {
@@ -181,7 +165,7 @@ export async function startLarder(
   const port = await freePort();
   const child = spawn(process.execPath, [...(opts.inspect ? ["--inspect=127.0.0.1:0"] : []), LARDER_BIN, "serve"], {
     cwd: ROOT,
-    env: childEnv({ HOST: "127.0.0.1", PORT: String(port), ...env }),
+    env: cleanEnv({ HOST: "127.0.0.1", PORT: String(port), ...env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let inspectorUrl: string | undefined;
