@@ -199,12 +199,17 @@ describe("historical features", () => {
     [{ entity_df: { driver_id: [1.5], event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /driver_id\[0\]/],
     [
       { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["nope:x"] },
-      /unknown feature view nope/,
+      /unknown feature view "nope"/,
     ],
-    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:nope"] }, /no feature nope/],
+    [{ entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:nope"] }, /no feature "nope"/],
+    // the online lookup's rule too (one resolver): exactly one colon
+    [
+      { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:x:y"] },
+      /"a:x:y" is not a feature reference/,
+    ],
     [
       { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, features: ["a:x", "a3:x"] },
-      /full_feature_names/,
+      /collision: a:x and a3:x .*full_feature_names/,
     ],
     [
       { entity_df: { driver_id: [1], event_timestamp: ["2024-01-01"] }, feature_service: "nope" },

@@ -1,4 +1,4 @@
-import { invalid } from "../errors.ts";
+import { type FeatureRefsRequest, resolveFeatureRefs } from "../registry/feature-refs.ts";
 import type { CompiledFeature, CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 
 /** The features asked of one view, in the order asked. */
@@ -15,67 +15,19 @@ export interface FeatureSelection {
 }
 
 /**
- * Resolves `features: ["view:feature", …]` or `feature_service` against a snapshot.
- * Unknown names and clashing output columns are 400s naming what is wrong.
+ * A request's features (resolved by the registry's one resolver, as online lookups resolve them), grouped by view for
+ * the offline reads. Offline-only views are allowed: training data may come from views that are never served online.
  */
-export function selectFeatures(
-  snap: RegistrySnapshot,
-  req: {
-    features?: string[] | undefined;
-    feature_service?: string | undefined;
-    full_feature_names?: boolean | undefined;
-  },
-): FeatureSelection {
-  const refs: { view: CompiledView; feature: CompiledFeature }[] = [];
-  if (req.feature_service !== undefined) {
-    if (req.features !== undefined) throw invalid("give either features or feature_service, not both");
-    const svc = snap.services.get(req.feature_service);
-    if (!svc) throw invalid(`unknown feature service ${req.feature_service} in project ${snap.project}`);
-    refs.push(...svc.features);
-  } else {
-    if (!req.features || req.features.length === 0)
-      throw invalid("features (a non-empty list of view:feature) or feature_service is required");
-    req.features.forEach((ref, i) => {
-      const sep = ref.indexOf(":");
-      if (sep <= 0 || sep === ref.length - 1)
-        throw invalid(`features[${i}]: "${ref}" is not a view:feature reference`, [
-          { path: `features[${i}]`, message: "expected view:feature" },
-        ]);
-      const viewName = ref.slice(0, sep);
-      const featName = ref.slice(sep + 1);
-      const view = snap.views.get(viewName);
-      if (!view)
-        throw invalid(`features[${i}]: unknown feature view ${viewName} in project ${snap.project}`, [
-          { path: `features[${i}]`, message: `unknown feature view ${viewName}` },
-        ]);
-      const feature = view.featureByName.get(featName);
-      if (!feature)
-        throw invalid(`features[${i}]: feature view ${viewName} has no feature ${featName}`, [
-          { path: `features[${i}]`, message: `unknown feature ${featName}` },
-        ]);
-      refs.push({ view, feature });
-    });
-  }
+export function selectFeatures(snap: RegistrySnapshot, req: FeatureRefsRequest): FeatureSelection {
+  const columns = resolveFeatureRefs(snap, req, { online: false });
   const byView = new Map<string, ViewRequest>();
-  const columns: FeatureSelection["columns"] = [];
-  const seen = new Set<string>();
-  for (const { view, feature } of refs) {
-    const name = req.full_feature_names ? `${view.name}__${feature.name}` : feature.name;
-    if (seen.has(name)) {
-      throw invalid(
-        req.full_feature_names
-          ? `feature ${view.name}:${feature.name} is requested twice`
-          : `feature name ${name} is requested from more than one place; use full_feature_names: true`,
-      );
-    }
-    seen.add(name);
+  for (const { view, feature } of columns) {
     let vr = byView.get(view.name);
     if (!vr) {
       vr = { view, features: [] };
       byView.set(view.name, vr);
     }
     vr.features.push(feature);
-    columns.push({ view, feature, name });
   }
   return { views: [...byView.values()], columns };
 }

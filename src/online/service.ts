@@ -1,6 +1,7 @@
 import { invalid } from "../errors.ts";
 import type { KeyType } from "../registry/dtypes.ts";
-import type { CompiledFeature, CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
+import { type ResolvedRef, resolveFeatureRefs } from "../registry/feature-refs.ts";
+import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, EPOCH_TIMESTAMP, keyJson, ValueError } from "../values.ts";
 import type { OnlineKv } from "./kv.ts";
 import {
@@ -15,12 +16,9 @@ import {
 } from "./layout.ts";
 import type { OnlineFeaturesRequest, OnlineReadOptions, OnlineStore, OnlineWriteRow, WriteResult } from "./store.ts";
 
-interface ResolvedFeature {
-  view: CompiledView;
+interface ResolvedFeature extends ResolvedRef {
   /** Index of the view in the request's view list. */
   viewIndex: number;
-  feature: CompiledFeature;
-  outName: string;
 }
 
 const EPOCH_JSON = `"${EPOCH_TIMESTAMP}"`;
@@ -29,76 +27,17 @@ const S_NOT_FOUND = '"NOT_FOUND"';
 const S_NULL = '"NULL_VALUE"';
 const S_OUTSIDE = '"OUTSIDE_MAX_AGE"';
 
-/** Resolves `features` or `feature_service` to (view, feature) pairs in request order, checking every name. */
-export function resolveFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest): ResolvedFeature[] {
-  const hasFeatures = req.features !== undefined && req.features !== null;
-  const hasService = req.feature_service !== undefined && req.feature_service !== null;
-  if (hasFeatures && hasService) throw invalid("give either features or feature_service, not both");
-  if (!hasFeatures && !hasService) throw invalid('give features ("view:feature" names) or a feature_service');
-  const pairs: { view: CompiledView; feature: CompiledFeature }[] = [];
-  if (hasService) {
-    const svc = snapshot.services.get(req.feature_service!);
-    if (!svc)
-      throw invalid(
-        `feature_service: unknown feature service "${req.feature_service}" in project ${snapshot.project}`,
-        [{ path: "feature_service", message: "unknown feature service" }],
-      );
-    pairs.push(...svc.features);
-  } else {
-    const refs = req.features!;
-    if (refs.length === 0)
-      throw invalid("features: give at least one feature", [{ path: "features", message: "empty" }]);
-    refs.forEach((ref, i) => {
-      const path = `features[${i}]`;
-      const colon = ref.indexOf(":");
-      if (colon <= 0 || colon === ref.length - 1 || ref.indexOf(":", colon + 1) !== -1)
-        throw invalid(`${path}: "${ref}" is not a feature reference ("view:feature")`, [
-          { path, message: "bad reference" },
-        ]);
-      const viewName = ref.slice(0, colon);
-      const featureName = ref.slice(colon + 1);
-      const view = snapshot.views.get(viewName);
-      if (!view)
-        throw invalid(`${path}: unknown feature view "${viewName}" in project ${snapshot.project}`, [
-          { path, message: "unknown feature view" },
-        ]);
-      const feature = view.featureByName.get(featureName);
-      if (!feature)
-        throw invalid(`${path}: feature view ${viewName} has no feature "${featureName}"`, [
-          { path, message: "unknown feature" },
-        ]);
-      pairs.push({ view, feature });
-    });
-  }
-  const full = req.full_feature_names === true;
+/** The request's features (see resolveFeatureRefs), each with the index of its view among the views read. */
+function resolveFeatures(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest): ResolvedFeature[] {
   const viewIndex = new Map<CompiledView, number>();
-  const seen = new Map<string, string>();
-  const out: ResolvedFeature[] = [];
-  for (const { view, feature } of pairs) {
-    if (!view.online)
-      throw invalid(`feature view ${view.name} is not served online (online: false)`, [
-        { path: "features", message: `${view.name} is offline only` },
-      ]);
-    const outName = full ? `${view.name}__${feature.name}` : feature.name;
-    const ref = `${view.name}:${feature.name}`;
-    const prev = seen.get(outName);
-    if (prev !== undefined) {
-      throw invalid(
-        prev === ref
-          ? `feature ${ref} is requested twice`
-          : `feature name collision: ${prev} and ${ref} are both named "${outName}"; set full_feature_names: true`,
-        [{ path: "features", message: `duplicate output name ${outName}` }],
-      );
-    }
-    seen.set(outName, ref);
-    let vi = viewIndex.get(view);
+  return resolveFeatureRefs(snapshot, req, { online: true }).map((f) => {
+    let vi = viewIndex.get(f.view);
     if (vi === undefined) {
       vi = viewIndex.size;
-      viewIndex.set(view, vi);
+      viewIndex.set(f.view, vi);
     }
-    out.push({ view, viewIndex: vi, feature, outName });
-  }
-  return out;
+    return { ...f, viewIndex: vi };
+  });
 }
 
 const SEP_BYTE = SEP.charCodeAt(0);
@@ -242,7 +181,7 @@ function resolveLookup(snapshot: RegistrySnapshot, req: OnlineFeaturesRequest): 
   const features = resolveFeatures(snapshot, req);
   const views: CompiledView[] = [];
   for (const f of features) views[f.viewIndex] = f.view;
-  const lookup = { features, views, featureNamesJson: features.map((f) => JSON.stringify(f.outName)).join(",") };
+  const lookup = { features, views, featureNamesJson: features.map((f) => JSON.stringify(f.name)).join(",") };
   if (cacheKey !== undefined) {
     if (!cache) {
       cache = new Map();
