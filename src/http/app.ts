@@ -10,6 +10,7 @@ import type { AppEnv } from "./env.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
 import { frontDoor } from "./front-door.ts";
 import { createMetrics, instrumentOnlineStore, type Metrics, registerMetricsRoute } from "./metrics.ts";
+import { registerConsoleRoutes } from "./routes/console.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
 import { registerRegistryRoutes } from "./routes/registry.ts";
@@ -69,5 +70,6 @@ export function createApp(deps: AppDeps): App {
   registerRegistryRoutes(app, deps);
   registerOfflineRoutes(app, deps);
   registerOnlineRoutes(app, deps);
+  registerConsoleRoutes(app, deps);
   return app;
 }

@@ -7,6 +7,13 @@ import { requestHeader } from "./headers.ts";
 /** Paths anyone may call: probes, the API description and the metrics scrape. */
 export const PUBLIC_PATHS = new Set(["/health", "/health/live", "/openapi.json", "/docs", "/metrics"]);
 
+/**
+ * The console's pages and assets (GET /ui…) need no key, like /docs: a page shows data only to a request whose key may
+ * read it, which the console checks itself (src/console/access.ts) with the same verifier and scopes.
+ */
+export const isConsolePath = (method: string, path: string) =>
+  (method === "GET" || method === "HEAD") && (path === "/ui" || path.startsWith("/ui/"));
+
 /** The last path segment of POST operations, by the scope they need. Any other write-like request needs admin. */
 const READ_OPS = new Set([
   "get-online-features",
@@ -28,7 +35,7 @@ export interface Access {
  * `path` is Hono's `c.req.path` (the decoded path the router matches), so both see the same segments.
  */
 export function requiredAccess(method: string, path: string, defaultProject: string): Access | null {
-  if (PUBLIC_PATHS.has(path)) return null;
+  if (PUBLIC_PATHS.has(path) || isConsolePath(method.toUpperCase(), path)) return null;
   const seg = path.split("/").filter((s) => s !== "");
   let project: string | null = defaultProject;
   let op = seg[seg.length - 1] ?? "";
@@ -45,7 +52,8 @@ export function requiredAccess(method: string, path: string, defaultProject: str
   return { scope: "admin", project };
 }
 
-function bearer(header: string | undefined): string | undefined {
+/** The key of an `Authorization: Bearer <key>` header; undefined when there is none or it has another form. */
+export function bearer(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
   return m?.[1];

@@ -1,0 +1,122 @@
+import type { Context } from "hono";
+import { viewerFor } from "../../console/access.ts";
+import { ASSETS, CONTENT_SECURITY_POLICY } from "../../console/assets.ts";
+import { ConsolePages, KINDS, type KindPath, type PageRequest, type PageResult } from "../../console/pages.tsx";
+import type { App, AppDeps } from "../app.ts";
+import { bearer } from "../auth.ts";
+import type { AppEnv } from "../env.ts";
+import { toApiError } from "../errors.ts";
+import { requestHeader } from "../headers.ts";
+
+const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": CONTENT_SECURITY_POLICY,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  // pages carry data read with the key that came with the request: never kept, never shared between keys
+  "cache-control": "no-store",
+  vary: "Authorization",
+};
+
+/** GET /ui…: the console (src/console). Public paths (see isConsolePath); each page checks the key it was sent. */
+export function registerConsoleRoutes(app: App, deps: AppDeps) {
+  const pages = new ConsolePages({
+    registry: deps.registry,
+    snapshots: deps.snapshots,
+    db: deps.db,
+    online: deps.online,
+    maxEntityRows: deps.limits.maxEntityRows,
+  });
+
+  const page =
+    (render: (req: PageRequest, c: Context<AppEnv>) => Promise<PageResult>) => async (c: Context<AppEnv>) => {
+      const req: PageRequest = {
+        viewer: { auth: deps.auth ? "apikey" : "disabled", principal: null, rejected: false } as PageRequest["viewer"],
+        origin: new URL(c.req.url).origin,
+        query: (name) => c.req.query(name),
+        queries: (name) => c.req.queries(name) ?? [],
+      };
+      let result: PageResult;
+      try {
+        req.viewer = await viewerFor(deps.auth, bearer(requestHeader(c, "authorization")));
+        result = await render(req, c);
+      } catch (e) {
+        const api = toApiError(e);
+        if (api.status >= 500)
+          c.get("logger")?.error({ request_id: c.get("requestId"), err: e }, "console page failed");
+        result = await pages.error(req, api.status, api.message, undefined);
+      }
+      return c.body(result.html, result.status as 200, PAGE_HEADERS);
+    };
+
+  for (const asset of Object.values(ASSETS))
+    app.get(asset.path, (c) =>
+      c.body(asset.body, 200, {
+        "content-type": asset.type,
+        "x-content-type-options": "nosniff",
+        // the pages ask for ?v=<hash of the content>: a new version is a new URL
+        "cache-control":
+          c.req.query("v") === asset.href.split("v=")[1] ? "public, max-age=31536000, immutable" : "no-cache",
+      }),
+    );
+
+  const kindOf = (c: Context<AppEnv>): KindPath | undefined => {
+    const k = c.req.param("kind");
+    return k !== undefined && Object.hasOwn(KINDS, k) ? k : undefined;
+  };
+  const project = (c: Context<AppEnv>) => c.req.param("project")!;
+  const name = (c: Context<AppEnv>) => c.req.param("name")!;
+  const unknownPage = (req: PageRequest, c: Context<AppEnv>) =>
+    pages.error(req, 404, `There is no console page at ${c.req.path}.`, c.req.param("project"));
+
+  app.get(
+    "/ui",
+    page((req) => pages.projects(req)),
+  );
+  app.get(
+    "/ui/",
+    page((req) => pages.projects(req)),
+  );
+  app.get(
+    "/ui/search",
+    page((req) => pages.search(req)),
+  );
+  app.get(
+    "/ui/p/:project",
+    page((req, c) => pages.overview(req, project(c))),
+  );
+  app.get(
+    "/ui/p/:project/lineage",
+    page((req, c) => pages.lineage(req, project(c))),
+  );
+  app.get(
+    "/ui/p/:project/jobs",
+    page((req, c) => pages.jobs(req, project(c))),
+  );
+  app.get(
+    "/ui/p/:project/playground",
+    page((req, c) => pages.playground(req, project(c))),
+  );
+  app.get(
+    "/ui/p/:project/:kind",
+    page((req, c) => {
+      const kind = kindOf(c);
+      return kind ? pages.list(req, project(c), kind) : unknownPage(req, c);
+    }),
+  );
+  app.get(
+    "/ui/p/:project/:kind/:name",
+    page((req, c) => {
+      const kind = kindOf(c);
+      return kind ? pages.detail(req, project(c), kind, name(c)) : unknownPage(req, c);
+    }),
+  );
+  app.get(
+    "/ui/p/:project/:kind/:name/versions",
+    page((req, c) => {
+      const kind = kindOf(c);
+      return kind ? pages.versions(req, project(c), kind, name(c)) : unknownPage(req, c);
+    }),
+  );
+  app.get("/ui/*", page(unknownPage));
+}
