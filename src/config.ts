@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseRedisUrl, RedisUrlError } from "./online/redis-url.ts";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
@@ -11,10 +12,22 @@ export const EnvSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
     .optional(),
+  /** One Redis, a Redis Cluster or a Sentinel-managed master: see src/online/redis-url.ts. */
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .superRefine((url, ctx) => {
+      try {
+        parseRedisUrl(url);
+      } catch (e) {
+        if (!(e instanceof RedisUrlError)) throw e;
+        ctx.addIssue({ code: "custom", message: e.message });
+      }
+    })
     .optional(),
+  /** Where lookups read: the masters (default) or their replicas (fresher reads vs. spread load); writes go to masters. */
+  LARDER_REDIS_READ_FROM: z.enum(["master", "replica"]).default("master"),
+  /** After each write batch, WAIT for this many replicas to acknowledge it (0: do not wait): durability over latency. */
+  LARDER_REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(100).default(0),
   /** No braces: the entity part of a key is its Redis Cluster hash tag, and a brace in the prefix would take its place. */
   LARDER_REDIS_PREFIX: z
     .string()

@@ -10,7 +10,8 @@ import { createMetrics } from "./http/metrics.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import { createIntrospector } from "./offline/introspect.ts";
-import { connectRedis, RedisOnlineStore } from "./online/redis-store.ts";
+import { connectOnlineRedis, RedisOnlineStore } from "./online/redis-store.ts";
+import { parseRedisUrl } from "./online/redis-url.ts";
 import type { OnlineStore } from "./online/store.ts";
 import { RegistryService } from "./registry/service.ts";
 import { SnapshotCache } from "./registry/snapshot-cache.ts";
@@ -34,7 +35,12 @@ export async function openServices(
   let online: OnlineStore;
   if (config.mode.kind === "external") {
     database = connectPostgres(config.mode.databaseUrl, { statementTimeoutMs: config.LARDER_PG_STATEMENT_TIMEOUT_MS });
-    online = new RedisOnlineStore(connectRedis(config.mode.redisUrl, { logger }), config.LARDER_REDIS_PREFIX);
+    const redis = connectOnlineRedis(config.mode.redisUrl, {
+      logger,
+      readFrom: config.LARDER_REDIS_READ_FROM,
+      waitReplicas: config.LARDER_REDIS_WAIT_REPLICAS,
+    });
+    online = new RedisOnlineStore(redis, config.LARDER_REDIS_PREFIX);
   } else {
     // Embedded: PGlite databases in LARDER_DATA_DIR behind the same interfaces (see src/embedded/stores.ts).
     const stores = await openEmbeddedStores(config.mode.dataDir, {
@@ -89,7 +95,7 @@ export async function startServer(
     { mode: config.mode.kind, project: config.LARDER_PROJECT },
     config.mode.kind === "embedded"
       ? "larder starting in EMBEDDED mode (no DATABASE_URL/REDIS_URL): for trying out, not for production"
-      : "larder starting with Postgres and Redis",
+      : `larder starting with Postgres and Redis (${parseRedisUrl(config.mode.redisUrl).mode})`,
   );
   const services = await openServices(config, logger);
   // Embedded quickstart: a store nobody has applied anything to gets the drivers example, so a lookup works at once.
@@ -102,7 +108,11 @@ export async function startServer(
   services.snapshots.start();
   const lifecycle = new Lifecycle();
   const auth = await startAuth(config, services, logger);
-  const metrics = createMetrics({ snapshotAgeSeconds: () => services.snapshots.ageSeconds(), defaultMetrics: true });
+  const metrics = createMetrics({
+    snapshotAgeSeconds: () => services.snapshots.ageSeconds(),
+    onlineNodes: services.online.nodeStats?.bind(services.online),
+    defaultMetrics: true,
+  });
   const app = buildApp(config, services, logger, { auth, metrics, lifecycle });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }) as Server;
   // Slow or stalled clients must not hold connections (and a shutdown) open forever.

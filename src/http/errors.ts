@@ -61,7 +61,8 @@ export function zodErrorToApi(error: ZodError, where: string): ApiError {
 
 function isRedisConnectionError(e: unknown): boolean {
   const msg = (e as Error)?.message ?? "";
-  return /Connection is closed|ECONNREFUSED|Stream isn't writeable|max retries|Command timed out|enableOfflineQueue/i.test(
+  // the last ones come from Redis Cluster and Sentinel during a failover (a node down, slots unserved, a demoted master)
+  return /Connection is closed|ECONNREFUSED|Stream isn't writeable|max retries|Command timed out|enableOfflineQueue|CLUSTERDOWN|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes|All sentinels are unreachable|READONLY|MASTERDOWN|LOADING|TRYAGAIN|while the cluster is down/i.test(
     msg,
   );
 }

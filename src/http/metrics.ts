@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { NodeStat } from "../online/node-stats.ts";
 import type { OnlineFeaturesRequest, OnlineStore } from "../online/store.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
 import type { App } from "./app.ts";
@@ -10,6 +11,8 @@ export interface MetricsOptions {
   snapshotAgeSeconds?: () => number;
   /** Process metrics (memory, CPU, event-loop lag, GC). On in the server; tests may leave them off. */
   defaultMetrics?: boolean;
+  /** The online store's per-node command counts (OnlineStore.nodeStats); sampled at scrape time. */
+  onlineNodes?: () => NodeStat[];
 }
 
 /**
@@ -81,6 +84,36 @@ export class Metrics {
         if (age) this.set(age());
       },
     });
+    const nodes = opts.onlineNodes;
+    if (nodes) {
+      // Counted by the store per command sent to a node (never per key), read here when scraped.
+      const perNode = (name: string, help: string, value: (s: NodeStat) => number) =>
+        new Counter({
+          name,
+          help,
+          labelNames: ["node"],
+          registers,
+          collect() {
+            this.reset();
+            for (const s of nodes()) this.inc({ node: s.node }, value(s));
+          },
+        });
+      perNode(
+        "larder_online_store_node_commands_total",
+        "Commands the online store sent to each Redis node (one per lookup batch or write batch, not per key)",
+        (s) => s.commands,
+      );
+      perNode(
+        "larder_online_store_node_errors_total",
+        "Commands to each Redis node that failed (connection lost, timeout, cluster down…)",
+        (s) => s.errors,
+      );
+      perNode(
+        "larder_online_store_node_seconds_total",
+        "Time spent waiting for each Redis node's answers; divided by commands_total, the mean latency",
+        (s) => s.seconds,
+      );
+    }
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "larder_" });
   }
 

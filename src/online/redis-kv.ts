@@ -1,26 +1,46 @@
-import type { Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
+import type { Cluster, Redis } from "ioredis";
+import { unavailable } from "../errors.ts";
 import type { OnlineKv, OnlineKvEntry } from "./kv.ts";
+import type { NodeStats } from "./node-stats.ts";
 
 /**
- * Compare-and-set of a batch of keys, atomic per call (Redis runs a script alone). For each key, ARGV holds
+ * Compare-and-set of a batch of keys, atomic per call (Redis runs a script alone). For each key, the arguments hold
  * eventTs, createdTs, layout, value, expireAtMs ("" = none). The stored value's header (eventTs␟createdTs␟layout␟…)
  * is what the times are compared against. Microsecond epochs (~1.7e15) are exact in Lua's doubles.
+ *
+ * Every key is read before any is written: in a cluster, a key this node does not serve (a slot that moved) fails the
+ * script before it has written anything. A key repeated in the batch is compared against what the batch wrote last.
+ *
+ * `keysIn`: "KEYS" for one slot's keys declared as such (one Redis; a cluster's per-slot path); "ARGV" for one cluster
+ * node's keys of many slots (ARGV[1] = their number, then the keys, then their arguments; KEYS[1] only routes the call),
+ * which Redis 7 allows a script flagged allow-cross-slot-keys, as long as the node serves every slot.
  */
-const PUT_IF_NEWER = `
+const casScript = (keysIn: "KEYS" | "ARGV") => `${keysIn === "ARGV" ? "#!lua flags=allow-cross-slot-keys\n" : ""}
+local keys, a
+${
+  keysIn === "KEYS"
+    ? "keys = KEYS\na = 0"
+    : "local n = tonumber(ARGV[1])\nkeys = {}\nfor i = 1, n do keys[i] = ARGV[i + 1] end\na = n + 1"
+}
+local cur = {}
+for i, key in ipairs(keys) do cur[i] = redis.call('GET', key) end
+local latest = {}
 local out = {}
-for i, key in ipairs(KEYS) do
-  local b = (i - 1) * 5
+for i, key in ipairs(keys) do
+  local b = a + (i - 1) * 5
   local ev = tonumber(ARGV[b + 1])
   local cr = tonumber(ARGV[b + 2])
   local write = true
-  local cur = redis.call('GET', key)
-  if cur then
-    local p1 = string.find(cur, '\\31', 1, true)
-    local p2 = p1 and string.find(cur, '\\31', p1 + 1, true)
-    local p3 = p2 and string.find(cur, '\\31', p2 + 1, true)
-    if p3 and string.sub(cur, p2 + 1, p3 - 1) == ARGV[b + 3] then
-      local cev = tonumber(string.sub(cur, 1, p1 - 1))
-      local ccr = tonumber(string.sub(cur, p1 + 1, p2 - 1))
+  local c = latest[key]
+  if c == nil then c = cur[i] end
+  if c then
+    local p1 = string.find(c, '\\31', 1, true)
+    local p2 = p1 and string.find(c, '\\31', p1 + 1, true)
+    local p3 = p2 and string.find(c, '\\31', p2 + 1, true)
+    if p3 and string.sub(c, p2 + 1, p3 - 1) == ARGV[b + 3] then
+      local cev = tonumber(string.sub(c, 1, p1 - 1))
+      local ccr = tonumber(string.sub(c, p1 + 1, p2 - 1))
       if cev and ccr and (cev > ev or (cev == ev and ccr > cr)) then write = false end
     end
   end
@@ -30,6 +50,7 @@ for i, key in ipairs(KEYS) do
     else
       redis.call('SET', key, ARGV[b + 4])
     end
+    latest[key] = ARGV[b + 4]
     out[i] = 1
   else
     out[i] = 0
@@ -38,70 +59,83 @@ end
 return out
 `;
 
+/** GET of many keys of one cluster node, whatever their slots (MGET refuses keys of several slots). Runs on replicas. */
+const READ_ACROSS_SLOTS = `#!lua flags=no-writes,allow-cross-slot-keys
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('GET', ARGV[i]) end
+return out
+`;
+
 /** Keys per script call: large enough to amortise the round trip, small enough not to stall Redis for long. */
 const BATCH = 500;
 
+/** How long a write waits for LARDER_REDIS_WAIT_REPLICAS acknowledgements (under the 2 s command timeout). */
+export const WAIT_TIMEOUT_MS = 1000;
+
+export interface RedisKvOptions {
+  /** LARDER_REDIS_WAIT_REPLICAS: WAIT for this many replicas after each write batch (0: do not). */
+  waitReplicas?: number;
+  stats?: NodeStats;
+}
+
+type Client = Redis | Cluster;
+type Reply = (Buffer | null)[];
+
 interface PendingRead {
   keys: string[];
-  resolve(values: (Buffer | null)[]): void;
+  resolve(values: Reply): void;
   reject(e: unknown): void;
 }
 
-type WithScript = Redis & { larderPutIfNewer(numKeys: number, ...args: (string | number)[]): Promise<number[]> };
-
 /**
- * OnlineKv over one Redis connection. Reads are one MGET (shared by the lookups of one event-loop turn); writes one
- * EVALSHA per batch (ioredis' defineCommand sends EVALSHA and falls back to EVAL once when the script cache was flushed).
- * Redis Cluster (later): a script's keys must share a slot, so batches would be grouped by hash slot, and MGET split
- * per slot; the layout already puts every view's row of one entity in one slot.
+ * One read for all the lookups that ask within one turn of the event loop: under load, many requests reach this
+ * point together, and one command costs one write and one read on the socket where each would cost its own (on a
+ * busy machine, a socket write costs as much as building a whole small answer). Alone, a lookup waits only for the
+ * end of the current turn. Values come back as bytes, never decoded (see KvOnlineStore.getOnlineFeaturesBytes).
  */
-export class RedisKv implements OnlineKv {
-  private readonly r: WithScript;
-
-  constructor(readonly redis: Redis) {
-    if (!("larderPutIfNewer" in redis)) redis.defineCommand("larderPutIfNewer", { lua: PUT_IF_NEWER });
-    this.r = redis as WithScript;
-  }
-
-  /** `getManyBytes`, decoded as text. */
-  async getMany(keys: string[]): Promise<(string | null)[]> {
-    return (await this.getManyBytes(keys)).map((b) => (b === null ? null : b.toString("utf8")));
-  }
+class ReadsPerTurn {
+  private pending: PendingRead[] | null = null;
 
   /**
-   * One MGET for all the lookups that ask within one turn of the event loop: under load, many requests reach this
-   * point together, and one command costs one write and one read on the socket where each would cost its own (on a
-   * busy machine, a socket write costs as much as building a whole small answer). Alone, a lookup waits only for the
-   * end of the current turn. Values come back as bytes, never decoded (see KvOnlineStore.getOnlineFeaturesBytes).
+   * `read` answers one entry per key; with `partial`, an entry may be the Error that kept its key from being read
+   * (a cluster node down): only the lookups with such an entry fail, the others sharing the read are answered.
    */
-  getManyBytes(keys: string[]): Promise<(Buffer | null)[]> {
+  constructor(
+    private readonly read: (keys: string[]) => Promise<(Buffer | null | Error)[]>,
+    private readonly partial = false,
+  ) {}
+
+  get(keys: string[]): Promise<Reply> {
     if (keys.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       if (this.pending === null) {
         this.pending = [];
-        setImmediate(this.flushReads);
+        setImmediate(this.flush);
       }
       this.pending.push({ keys, resolve, reject });
     });
   }
 
-  private pending: PendingRead[] | null = null;
+  private answer(b: PendingRead, values: (Buffer | null | Error)[]) {
+    if (this.partial) for (const v of values) if (v instanceof Error) return b.reject(v);
+    b.resolve(values as Reply);
+  }
 
-  private readonly flushReads = () => {
+  private readonly flush = () => {
     const batch = this.pending!;
     this.pending = null;
     if (batch.length === 1) {
       const only = batch[0]!;
-      this.redis.mgetBuffer(only.keys).then(only.resolve, only.reject);
+      this.read(only.keys).then((values) => this.answer(only, values), only.reject);
       return;
     }
     const all: string[] = [];
     for (const b of batch) for (const k of b.keys) all.push(k);
-    this.redis.mgetBuffer(all).then(
+    this.read(all).then(
       (values) => {
         let at = 0;
         for (const b of batch) {
-          b.resolve(values.slice(at, at + b.keys.length));
+          this.answer(b, values.slice(at, at + b.keys.length));
           at += b.keys.length;
         }
       },
@@ -110,15 +144,93 @@ export class RedisKv implements OnlineKv {
       },
     );
   };
+}
+
+/** The compare-and-set script's arguments for a batch: keys first (when `withKeys`), then five per entry. */
+function casArgs(batch: readonly OnlineKvEntry[], args: (string | number)[]): (string | number)[] {
+  for (const e of batch) args.push(e.key);
+  for (const e of batch)
+    args.push(e.eventTs, e.createdTs, e.layout, e.value, e.expireAtMs === null ? "" : Math.ceil(e.expireAtMs));
+  return args;
+}
+
+/**
+ * Sends a script call, and with `wait` > 0, WAIT on the same connection right behind it (one round trip): the call
+ * succeeds only once `wait` replicas have the write. Redis replication is asynchronous; this narrows what a failover
+ * can lose to writes not yet acknowledged to the client.
+ */
+async function callThenWait(client: Client, name: string, args: (string | number)[], wait: number): Promise<number[]> {
+  // biome-ignore lint/suspicious/noExplicitAny: commands made by defineCommand are not in ioredis' types
+  const c = client as any;
+  if (wait <= 0) return c[name](...args);
+  // biome-ignore lint/suspicious/noExplicitAny: as above, on the pipeline
+  const p = client.pipeline() as any;
+  p[name](...args);
+  p.wait(wait, WAIT_TIMEOUT_MS);
+  const [[err, res], [waitErr, acked]] = (await p.exec()) as [[Error | null, unknown], [Error | null, unknown]];
+  if (err) throw err;
+  if (waitErr) throw waitErr;
+  if ((acked as number) < wait)
+    throw unavailable(
+      `the online store's master took the write but only ${acked} of ${wait} replicas acknowledged it within ` +
+        `${WAIT_TIMEOUT_MS} ms (LARDER_REDIS_WAIT_REPLICAS); sending it again is safe`,
+    );
+  return res as number[];
+}
+
+function defineScripts(client: Client) {
+  if ("larderPutIfNewer" in client) return;
+  client.defineCommand("larderPutIfNewer", { lua: casScript("KEYS") });
+  client.defineCommand("larderPutIfNewerAcross", { lua: casScript("ARGV"), numberOfKeys: 1 });
+  client.defineCommand("larderReadAcross", { lua: READ_ACROSS_SLOTS, numberOfKeys: 1, readOnly: true });
+}
+
+/**
+ * OnlineKv over one Redis (plain, or the master that Sentinel names). Reads are one MGET (shared by the lookups of
+ * one event-loop turn), from `reads` when given and ready (a replica), else from the master; writes one EVALSHA per
+ * batch (ioredis' defineCommand sends EVALSHA and falls back to EVAL once when the script cache was flushed).
+ */
+export class RedisKv implements OnlineKv {
+  private readonly reads: ReadsPerTurn;
+  private readonly wait: number;
+
+  constructor(
+    readonly redis: Redis,
+    private readonly opts: RedisKvOptions & {
+      /** Where lookups read when it is connected (LARDER_REDIS_READ_FROM=replica with Sentinel). */
+      replica?: Redis;
+      /** The address to count a command under (default: the client's configured host:port). */
+      nodeOf?: (client: Redis) => string;
+    } = {},
+  ) {
+    defineScripts(redis);
+    this.wait = opts.waitReplicas ?? 0;
+    this.reads = new ReadsPerTurn((keys) => {
+      const from = opts.replica?.status === "ready" ? opts.replica : redis;
+      const p = from.mgetBuffer(keys);
+      return opts.stats ? opts.stats.time(this.nodeOf(from), p) : p;
+    });
+  }
+
+  private nodeOf(client: Redis): string {
+    return this.opts.nodeOf?.(client) ?? `${client.options.host}:${client.options.port}`;
+  }
+
+  /** `getManyBytes`, decoded as text. */
+  async getMany(keys: string[]): Promise<(string | null)[]> {
+    return (await this.getManyBytes(keys)).map((b) => (b === null ? null : b.toString("utf8")));
+  }
+
+  getManyBytes(keys: string[]): Promise<Reply> {
+    return this.reads.get(keys);
+  }
 
   async putIfNewer(entries: OnlineKvEntry[]): Promise<boolean[]> {
     const out: boolean[] = [];
     for (let start = 0; start < entries.length; start += BATCH) {
       const batch = entries.slice(start, start + BATCH);
-      const args: (string | number)[] = batch.map((e) => e.key);
-      for (const e of batch)
-        args.push(e.eventTs, e.createdTs, e.layout, e.value, e.expireAtMs === null ? "" : Math.ceil(e.expireAtMs));
-      const res = await this.r.larderPutIfNewer(batch.length, ...args);
+      const call = callThenWait(this.redis, "larderPutIfNewer", casArgs(batch, [batch.length]), this.wait);
+      const res = await (this.opts.stats ? this.opts.stats.time(this.nodeOf(this.redis), call) : call);
       for (const x of res) out.push(x === 1);
     }
     return out;
@@ -130,5 +242,211 @@ export class RedisKv implements OnlineKv {
 
   async close(): Promise<void> {
     this.redis.disconnect();
+    this.opts.replica?.disconnect();
+  }
+}
+
+/**
+ * Errors that mean "this node no longer serves one of those slots" (a failover or a slot migration since the slot map
+ * was read). The call wrote nothing (the scripts read every key before writing any); it is sent again per slot, where
+ * ioredis follows MOVED and ASK itself.
+ */
+const SLOT_MOVED = /non local key|do not hash to the same slot|CROSSSLOT|^MOVED |^ASK |TRYAGAIN/;
+
+/**
+ * OnlineKv over a Redis Cluster. The keys of a request (or of the lookups of one event-loop turn) are grouped by the
+ * node that serves their slot, from ioredis' slot map, and each node gets one command, all nodes in parallel: a lookup
+ * costs one round trip per node it touches, whatever its number of keys. The command is a read-only script that GETs
+ * keys of many slots of that node (MGET would need one command per slot); writes are the compare-and-set script in
+ * its many-slot form, so the check and the write of each key stay atomic on the node that owns it.
+ *
+ * When the slot map is stale (a failover, resharding), the node refuses the call before reading or writing anything,
+ * and the keys go again one command per slot through ioredis, which follows MOVED/ASK and refreshes its map. With
+ * `readFrom: "replica"` (ioredis' scaleReads), reads go to a replica of each node; writes always to masters.
+ */
+export class ClusterKv implements OnlineKv {
+  private readonly reads: ReadsPerTurn;
+  private readonly wait: number;
+
+  constructor(
+    readonly cluster: Cluster,
+    private readonly opts: RedisKvOptions & {
+      /**
+       * Longest a read or write may take in all. ioredis times each attempt, but follows redirections and retries on
+       * other nodes during a failover: this bounds the whole, so a request answers 503 rather than waits.
+       */
+      deadlineMs?: number;
+    } = {},
+  ) {
+    defineScripts(cluster);
+    this.wait = opts.waitReplicas ?? 0;
+    this.reads = new ReadsPerTurn((keys) => this.read(keys), true);
+  }
+
+  private bounded<T>(p: Promise<T>, what = "Command timed out"): Promise<T> {
+    const ms = this.opts.deadlineMs;
+    if (!ms) return p;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: the cluster did not answer within ${ms} ms`)), ms);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Positions of `keys` grouped by the master that serves their slot. */
+  private byNode(keys: readonly string[]): Map<string, number[]> {
+    const slots = this.cluster.slots;
+    const groups = new Map<string, number[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const node = slots[calculateSlot(keys[i]!)]?.[0];
+      if (node === undefined)
+        throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
+      const g = groups.get(node);
+      if (g) g.push(i);
+      else groups.set(node, [i]);
+    }
+    return groups;
+  }
+
+  private bySlot(keys: readonly string[]): Map<number, number[]> {
+    const groups = new Map<number, number[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const slot = calculateSlot(keys[i]!);
+      const g = groups.get(slot);
+      if (g) g.push(i);
+      else groups.set(slot, [i]);
+    }
+    return groups;
+  }
+
+  private timed<T>(node: string, p: Promise<T>): Promise<T> {
+    return this.opts.stats ? this.opts.stats.time(node, p) : p;
+  }
+
+  /**
+   * Until the first slot map arrives (just after start, or while no node answers), calls wait for it, within the
+   * deadline, rather than fail at once.
+   */
+  private whenReady(): Promise<void> {
+    if (this.cluster.status === "ready") return Promise.resolve();
+    return this.bounded(
+      new Promise<void>((resolve) => {
+        this.cluster.once("ready", resolve);
+      }),
+      "Cluster isn't ready",
+    );
+  }
+
+  /** One entry per key: its value, or the error of the node that should have answered it. */
+  private async read(keys: string[]): Promise<(Buffer | null | Error)[]> {
+    await this.whenReady();
+    const out: (Buffer | null | Error)[] = new Array(keys.length);
+    const groups = this.byNode(keys);
+    await Promise.all(
+      [...groups].map(async ([node, at]) => {
+        const ks = at.map((i) => keys[i]!);
+        let values: (Buffer | null | Error)[];
+        try {
+          values = await this.bounded(this.timed(node, this.readOneNode(ks)));
+        } catch (e) {
+          values = ks.map(() => e as Error);
+        }
+        for (let j = 0; j < at.length; j++) out[at[j]!] = values[j] ?? null;
+      }),
+    );
+    return out;
+  }
+
+  private async readOneNode(keys: string[]): Promise<Reply> {
+    try {
+      // biome-ignore lint/suspicious/noExplicitAny: made by defineCommand
+      return await (this.cluster as any).larderReadAcrossBuffer(keys[0], ...keys);
+    } catch (e) {
+      if (!SLOT_MOVED.test((e as Error).message)) throw e;
+      return this.readPerSlot(keys);
+    }
+  }
+
+  private async readPerSlot(keys: string[]): Promise<Reply> {
+    this.cluster.refreshSlotsCache();
+    const out: Reply = new Array(keys.length);
+    await Promise.all(
+      [...this.bySlot(keys)].map(async ([, at]) => {
+        const values = await this.cluster.mgetBuffer(at.map((i) => keys[i]!));
+        for (let j = 0; j < at.length; j++) out[at[j]!] = values[j] ?? null;
+      }),
+    );
+    return out;
+  }
+
+  async getMany(keys: string[]): Promise<(string | null)[]> {
+    return (await this.getManyBytes(keys)).map((b) => (b === null ? null : b.toString("utf8")));
+  }
+
+  getManyBytes(keys: string[]): Promise<Reply> {
+    return this.reads.get(keys);
+  }
+
+  /** Per node, batches in order (a repeated key, always on one node, ends with the newest); nodes in parallel. */
+  async putIfNewer(entries: OnlineKvEntry[]): Promise<boolean[]> {
+    await this.whenReady();
+    const out: boolean[] = new Array(entries.length);
+    const groups = this.byNode(entries.map((e) => e.key));
+    await this.bounded(
+      Promise.all(
+        [...groups].map(async ([node, at]) => {
+          for (let start = 0; start < at.length; start += BATCH) {
+            const part = at.slice(start, start + BATCH);
+            const batch = part.map((i) => entries[i]!);
+            let res: number[];
+            try {
+              res = await this.timed(
+                node,
+                callThenWait(
+                  this.cluster,
+                  "larderPutIfNewerAcross",
+                  casArgs(batch, [batch[0]!.key, batch.length]),
+                  this.wait,
+                ),
+              );
+            } catch (e) {
+              if (!SLOT_MOVED.test((e as Error).message)) throw e;
+              res = await this.writePerSlot(batch);
+            }
+            for (let j = 0; j < part.length; j++) out[part[j]!] = res[j] === 1;
+          }
+        }),
+      ),
+    );
+    return out;
+  }
+
+  private async writePerSlot(batch: OnlineKvEntry[]): Promise<number[]> {
+    this.cluster.refreshSlotsCache();
+    const out: number[] = new Array(batch.length);
+    await Promise.all(
+      [...this.bySlot(batch.map((e) => e.key))].map(async ([, at]) => {
+        const part = at.map((i) => batch[i]!);
+        const res = await callThenWait(this.cluster, "larderPutIfNewer", casArgs(part, [part.length]), this.wait);
+        for (let j = 0; j < at.length; j++) out[at[j]!] = res[j]!;
+      }),
+    );
+    return out;
+  }
+
+  /** Every master must answer: a lookup may need any of them. */
+  async ping(): Promise<void> {
+    if (this.cluster.status !== "ready") throw new Error(`cluster not ready (${this.cluster.status})`);
+    await Promise.all(
+      this.cluster.nodes("master").map((n) =>
+        n.ping().catch((e: Error) => {
+          throw new Error(`${n.options.host}:${n.options.port}: ${e.message}`);
+        }),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.cluster.disconnect();
   }
 }

@@ -1,41 +1,165 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import type { Logger } from "../logger.ts";
-import { RedisKv } from "./redis-kv.ts";
+import type { OnlineKv } from "./kv.ts";
+import { type NodeStat, NodeStats } from "./node-stats.ts";
+import { ClusterKv, RedisKv } from "./redis-kv.ts";
+import { hostPort, parseRedisUrl, type RedisMode, type RedisTarget } from "./redis-url.ts";
 import { KvOnlineStore } from "./service.ts";
+import type { OnlineStoreInfo } from "./store.ts";
 
 const ERROR_LOG_MS = 10_000;
 
-/**
- * A client for the online store. ioredis reconnects by itself; its connection errors are logged (once per message per
- * ERROR_LOG_MS, not at every retry) rather than left to its "Unhandled error event" line on stderr.
- */
-export function connectRedis(url: string, opts: { commandTimeoutMs?: number; logger?: Logger } = {}): Redis {
-  const redis = new Redis(url, {
-    lazyConnect: false,
+export interface OnlineRedisOptions {
+  /** LARDER_REDIS_READ_FROM: lookups read masters (default) or their replicas. */
+  readFrom?: "master" | "replica";
+  /** LARDER_REDIS_WAIT_REPLICAS. */
+  waitReplicas?: number;
+  /** Longest a command may take before it fails (and the request answers 503). */
+  commandTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** Options every connection to a Redis node shares: fail fast while disconnected, never queue, never hang. */
+function nodeOptions(opts: OnlineRedisOptions) {
+  return {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: opts.commandTimeoutMs ?? 2000,
     connectTimeout: 2000,
-    // keep retrying forever, but never more slowly than once a second, so recovery is quick
-    retryStrategy: (times) => Math.min(times * 100, 1000),
-  });
+  };
+}
+
+/** Keep retrying forever, but never more slowly than once a second, so recovery is quick. */
+const retryStrategy = (times: number) => Math.min(times * 100, 1000);
+
+/**
+ * ioredis reconnects by itself; its connection errors are logged (once per message per ERROR_LOG_MS, not at every
+ * retry) rather than left to its "Unhandled error event" line on stderr.
+ */
+function logErrors(client: Redis | Cluster, opts: OnlineRedisOptions, what: string): void {
   const loggedAt = new Map<string, number>();
-  redis.on("error", (e: Error) => {
+  const log = (e: Error) => {
     const now = Date.now();
     if (now - (loggedAt.get(e.message) ?? 0) < ERROR_LOG_MS) return;
     if (loggedAt.size >= 100) loggedAt.clear();
     loggedAt.set(e.message, now);
-    opts.logger?.warn({ err: e.message }, "online store (Redis) connection error; reconnecting");
-  });
+    opts.logger?.warn({ err: e.message }, `online store (${what}) connection error; reconnecting`);
+  };
+  client.on("error", log);
+  if (client instanceof Cluster) client.on("node error", log);
+}
+
+/** A client for one Redis (what tests and tools use directly). */
+export function connectRedis(url: string, opts: OnlineRedisOptions = {}): Redis {
+  const redis = new Redis(url, { ...nodeOptions(opts), lazyConnect: false, retryStrategy });
+  logErrors(redis, opts, "Redis");
   return redis;
+}
+
+/** The online store's connection: the key-value backend over it, and what /health and the metrics say about it. */
+export interface OnlineRedis {
+  mode: RedisMode;
+  kv: OnlineKv;
+  /** The client writes go through (a Cluster in cluster mode). */
+  client: Redis | Cluster;
+  /** The masters it writes to; with Sentinel, the sentinels after them. */
+  nodes(): string[];
+  stats: NodeStats;
+}
+
+const remote = (r: Redis) =>
+  r.stream?.remoteAddress ? hostPort({ host: r.stream.remoteAddress, port: r.stream.remotePort ?? 0 }) : "unconnected";
+
+/** Connects to what REDIS_URL names: one Redis, a Redis Cluster, or the master a set of sentinels watch. */
+export function connectOnlineRedis(target: RedisTarget | string, opts: OnlineRedisOptions = {}): OnlineRedis {
+  const t = typeof target === "string" ? parseRedisUrl(target) : target;
+  const stats = new NodeStats();
+  const waitReplicas = opts.waitReplicas ?? 0;
+  if (t.mode === "single") {
+    const redis = connectRedis(t.url, opts);
+    const node = hostPort(t.node);
+    return {
+      mode: "single",
+      client: redis,
+      kv: new RedisKv(redis, { waitReplicas, stats, nodeOf: () => node }),
+      nodes: () => [node],
+      stats,
+    };
+  }
+  if (t.mode === "cluster") {
+    const cluster = new Cluster(t.nodes, {
+      scaleReads: opts.readFrom === "replica" ? "slave" : "master",
+      enableOfflineQueue: false,
+      // while no seed answers: keep trying, at most a second apart
+      clusterRetryStrategy: retryStrategy,
+      slotsRefreshTimeout: 1000,
+      redisOptions: { ...nodeOptions(opts), username: t.username, password: t.password },
+    });
+    logErrors(cluster, opts, "Redis Cluster");
+    const kv = new ClusterKv(cluster, { waitReplicas, stats, deadlineMs: opts.commandTimeoutMs ?? 2000 });
+    return {
+      mode: "cluster",
+      client: cluster,
+      kv,
+      nodes: () => cluster.nodes("master").map((n) => hostPort({ host: n.options.host!, port: n.options.port! })),
+      stats,
+    };
+  }
+  const sentinelOptions = (role: "master" | "slave") => ({
+    ...nodeOptions(opts),
+    sentinels: t.sentinels,
+    name: t.name,
+    role,
+    username: t.username,
+    password: t.password,
+    retryStrategy,
+    sentinelRetryStrategy: retryStrategy,
+    // hear of a failover from the sentinels at once rather than at the next failed command
+    failoverDetector: true,
+    // a master demoted to replica refuses writes: reconnect, and Sentinel names the new master
+    reconnectOnError: (e: Error) => (/^READONLY/.test(e.message) ? 1 : false) as 1 | false,
+  });
+  const master = new Redis(sentinelOptions("master"));
+  logErrors(master, opts, "Redis via Sentinel");
+  let replica: Redis | undefined;
+  if (opts.readFrom === "replica") {
+    replica = new Redis(sentinelOptions("slave"));
+    logErrors(replica, opts, "Redis replica via Sentinel");
+  }
+  const sentinels = t.sentinels.map(hostPort);
+  return {
+    mode: "sentinel",
+    client: master,
+    kv: new RedisKv(master, { waitReplicas, stats, replica, nodeOf: remote }),
+    nodes: () => [remote(master), ...sentinels],
+    stats,
+  };
 }
 
 /** The online store over Redis (key layout and value encoding: docs/redis-layout.md, src/online/layout.ts). */
 export class RedisOnlineStore extends KvOnlineStore {
-  constructor(
-    readonly redis: Redis,
-    prefix: string,
-  ) {
-    super(new RedisKv(redis), prefix);
+  readonly connection: OnlineRedis;
+
+  constructor(redis: Redis | OnlineRedis, prefix: string) {
+    const connection: OnlineRedis =
+      redis instanceof Redis
+        ? {
+            mode: "single",
+            client: redis,
+            kv: new RedisKv(redis),
+            nodes: () => [`${redis.options.host}:${redis.options.port}`],
+            stats: new NodeStats(),
+          }
+        : redis;
+    super(connection.kv, prefix);
+    this.connection = connection;
+  }
+
+  describe(): OnlineStoreInfo {
+    return { mode: this.connection.mode, nodes: this.connection.nodes() };
+  }
+
+  nodeStats(): NodeStat[] {
+    return this.connection.stats.snapshot();
   }
 }

@@ -1,4 +1,6 @@
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
+import type { NodeStat } from "./node-stats.ts";
+import type { RedisMode } from "./redis-url.ts";
 
 /** One entity's row of one view, ready to be stored. */
 export interface OnlineWriteRow {
@@ -40,6 +42,16 @@ export interface OnlineStore {
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** What the store runs on, for /health (Redis only; embedded has no nodes to name). */
+  describe?(): OnlineStoreInfo;
+  /** Per-node command counts and times, for the metrics (Redis only). */
+  nodeStats?(): NodeStat[];
+}
+
+export interface OnlineStoreInfo {
+  mode: RedisMode;
+  /** `host:port` of the masters it writes to; with Sentinel, the sentinels after them. */
+  nodes: string[];
 }
 
 /** A lookup, as Feast's `/get-online-features` body has it (already shape-checked by the route). */

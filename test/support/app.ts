@@ -6,7 +6,12 @@ import { type App, type AppDeps, createApp } from "../../src/http/app.ts";
 import { createMetrics } from "../../src/http/metrics.ts";
 import { type Logger, silentLogger } from "../../src/logger.ts";
 import { createIntrospector } from "../../src/offline/introspect.ts";
-import { connectRedis, RedisOnlineStore } from "../../src/online/redis-store.ts";
+import {
+  connectOnlineRedis,
+  connectRedis,
+  type OnlineRedisOptions,
+  RedisOnlineStore,
+} from "../../src/online/redis-store.ts";
 import { RegistryService } from "../../src/registry/service.ts";
 import { SnapshotCache } from "../../src/registry/snapshot-cache.ts";
 import { createTestDatabase, EXAMPLE_DEFINITIONS, loadExampleData, type TestDatabase } from "./db.ts";
@@ -43,6 +48,9 @@ export interface TestContextOptions {
   auth?: boolean;
   /** Instead of the silent logger (e.g. to look at what is logged). */
   logger?: Logger;
+  /** The online store on this REDIS_URL (a cluster, Sentinel…) rather than the test Redis; `redis` stays the latter. */
+  redisUrl?: string;
+  redisOptions?: OnlineRedisOptions;
 }
 
 /** A real app over a fresh database and a fresh Redis prefix. Call `close()` in afterAll. */
@@ -52,7 +60,10 @@ export async function createTestContext(opts: TestContextOptions = {}): Promise<
   const logger = opts.logger ?? silentLogger();
   const prefix = testPrefix();
   const redis = connectRedis(TEST_REDIS_URL);
-  const online = new RedisOnlineStore(redis, prefix);
+  const online = new RedisOnlineStore(
+    opts.redisUrl ? connectOnlineRedis(opts.redisUrl, opts.redisOptions) : redis,
+    prefix,
+  );
   const registry = new RegistryService({ db: db.database.db, logger, introspect: createIntrospector(db.database.db) });
   const snapshots = new SnapshotCache({ registry, logger, pollMs: 60_000 });
   const deps: AppDeps = {
@@ -104,6 +115,7 @@ export async function createTestContext(opts: TestContextOptions = {}): Promise<
       snapshots.stop();
       await clearPrefix(redis, prefix).catch(() => {});
       redis.disconnect();
+      if (opts.redisUrl) await online.close();
       await db.drop();
     },
   };

@@ -8,6 +8,15 @@ const Health = z
     status: z.enum(["ok", "unavailable"]),
     problems: z.array(z.string()).optional(),
     registry: z.object({ project: z.string(), version: z.number().nullable(), age_seconds: z.number().nullable() }),
+    /** What the online store runs on (absent in embedded mode, which has no Redis). */
+    online_store: z
+      .object({
+        mode: z.enum(["single", "cluster", "sentinel"]),
+        nodes: z
+          .array(z.string())
+          .openapi({ description: "host:port of the masters it writes to; with Sentinel, then the sentinels" }),
+      })
+      .optional(),
   })
   .openapi("Health");
 
@@ -61,8 +70,9 @@ export function registerSystemRoutes(app: App, deps: AppDeps) {
       }
       const age = deps.snapshots.ageSeconds();
       const registry = { project, version: snap?.version ?? null, age_seconds: Number.isFinite(age) ? age : null };
-      if (problems.length) return c.json({ status: "unavailable" as const, problems, registry }, 503);
-      return c.json({ status: "ok" as const, registry }, 200);
+      const online_store = deps.online.describe?.();
+      if (problems.length) return c.json({ status: "unavailable" as const, problems, registry, online_store }, 503);
+      return c.json({ status: "ok" as const, registry, online_store }, 200);
     },
   );
 

@@ -1,0 +1,402 @@
+/**
+ * The online store on a real Redis Cluster (3 masters + 3 replicas) and a real Sentinel set-up (1 master, 1 replica,
+ * 3 sentinels), started here from the redis-server binary and removed afterwards (also when a test fails).
+ * The same lookups, pushes, writes and materialisations as on one Redis must give the same answers; a lookup costs one
+ * command per master; a master killed mid-traffic gives 200s and 503s only, then recovers by itself.
+ */
+import calculateSlot from "cluster-key-slot";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterKv } from "../src/online/redis-kv.ts";
+import { connectOnlineRedis, RedisOnlineStore } from "../src/online/redis-store.ts";
+import { applyOnlineFixtures, iso } from "./online-fixtures.ts";
+import { createTestContext, type TestContext } from "./support/app.ts";
+import {
+  type ClusterTopology,
+  commandCalls,
+  redisCli,
+  type SentinelTopology,
+  startRedisCluster,
+  startRedisSentinel,
+  waitFor,
+} from "./support/redis-topology.ts";
+
+const nowMs = Math.floor(Date.now() / 1000) * 1000;
+const recent = nowMs - 3_600_000;
+const N = 120;
+const ids = Array.from({ length: N }, (_, i) => 7000 + i);
+const customers = ["C1", "C2"];
+
+let cluster: ClusterTopology;
+let sentinel: SentinelTopology;
+const contexts: TestContext[] = [];
+const closers: { close(): Promise<void> }[] = [];
+
+async function context(redisUrl?: string, redisOptions = {}): Promise<TestContext> {
+  const t = await createTestContext({ applyExampleTo: "demo", defaultProject: "demo", redisUrl, redisOptions });
+  contexts.push(t);
+  await applyOnlineFixtures(t);
+  return t;
+}
+
+beforeAll(async () => {
+  [cluster, sentinel] = await Promise.all([startRedisCluster(), startRedisSentinel()]);
+}, 90_000);
+
+afterAll(async () => {
+  for (const t of [...contexts, ...closers]) await t.close().catch(() => {});
+  await Promise.all([cluster?.stop(), sentinel?.stop()]);
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies of several shapes
+type Res = { status: number; body: any };
+
+/** Materialisation, push (newer and older rows), write-to-online-store and lookups of every shape; their answers. */
+async function scenario(t: TestContext): Promise<unknown[]> {
+  const client = new pg.Client({ connectionString: t.db.url });
+  await client.connect();
+  try {
+    // two rows per entity: materialisation keeps the later
+    await client.query(
+      `INSERT INTO public.trips SELECT d, c, to_timestamp($1::double precision) - make_interval(mins => m), d * 10 + m, d / 1000.0
+       FROM generate_series(7000, ${7000 + N - 1}) d, unnest($2::text[]) c, generate_series(0, 1) m`,
+      [recent / 1000, customers],
+    );
+  } finally {
+    await client.end();
+  }
+  const out: unknown[] = [];
+  const record = (label: string, res: Res) => out.push([label, res.status, res.body]);
+  const mat = await t.call("POST", "/v1/projects/demo/materialize", {
+    start_ts: iso(recent - 86_400_000),
+    end_ts: iso(nowMs),
+    feature_views: ["trips"],
+  });
+  record("materialize", {
+    status: mat.status,
+    // biome-ignore lint/suspicious/noExplicitAny: a job record
+    body: mat.body.jobs?.map((j: any) => [j.feature_view, j.status, j.rows_read, j.rows_written]) ?? mat.body,
+  });
+  const typed = (ts: number, offset: number, which: number[]) => ({
+    push_source_name: "typed_push",
+    df: {
+      driver_id: which,
+      event_timestamp: which.map(() => iso(ts)),
+      i32: which.map((d) => d - 7000),
+      i64: which.map((d) => (d === 7001 ? "9007199254740993" : d * 3 + offset)),
+      f32: which.map((d) => d / 4),
+      f64: which.map((d) => d / 7),
+      s: which.map((d) => (d === 7002 ? null : `s${d}+${offset}`)),
+      b: which.map(() => "AAEC"),
+      flag: which.map((d) => d % 2 === 0),
+      ts: which.map((d) => d * 1000),
+      doc: which.map((d) => ({ d, offset })),
+      fl: which.map((d) => [d, offset]),
+      sl: which.map((d) => [`${d}`]),
+      il: which.map((d) => [d]),
+    },
+  });
+  record("push", await t.call("POST", "/push", typed(recent, 0, ids)));
+  // older rows for the first half (skipped), newer for the second (written)
+  record("push older", await t.call("POST", "/push", typed(recent - 60_000, 1, ids.slice(0, N / 2))));
+  record("push newer", await t.call("POST", "/push", typed(recent + 60_000, 2, ids.slice(N / 2))));
+  record(
+    "write",
+    await t.call("POST", "/write-to-online-store", {
+      feature_view_name: "driver_hourly_stats_fresh",
+      df: {
+        driver_id: ids,
+        event_timestamp: ids.map(() => iso(recent)),
+        conv_rate: ids.map((d) => (d % 100) / 100),
+        acc_rate: ids.map(() => 0.5),
+      },
+    }),
+  );
+  const lookup = async (label: string, body: unknown) =>
+    record(label, await t.call("POST", "/get-online-features", body));
+  await lookup("one entity", {
+    features: ["typed:s", "typed:i64", "typed:fl", "typed:doc", "typed:b", "typed:ts"],
+    entities: { driver_id: [7003] },
+  });
+  await lookup("100 entities, 3 views", {
+    features: ["typed:i64", "typed:s", "typed_short:s", "driver_hourly_stats_fresh:conv_rate"],
+    entities: { driver_id: ids.slice(0, 100) },
+    full_feature_names: true,
+  });
+  await lookup("composite keys", {
+    features: ["trips:trips", "trips:rating"],
+    entities: { driver_id: ids.slice(10, 60), customer_id: ids.slice(10, 60).map((d) => customers[d % 2]) },
+  });
+  await lookup("feature service", {
+    feature_service: "typed_service",
+    full_feature_names: true,
+    entities: { customer_id: ["C1", "C2", "C1"], driver_id: [7001, 7002, 7003] },
+  });
+  await lookup("repeated and missing", {
+    features: ["typed:s", "driver_hourly_stats_fresh:acc_rate"],
+    entities: { driver_id: [7000, 7000, 99_999, "7119"] },
+  });
+  return out;
+}
+
+describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
+  let single: unknown[];
+  let t: TestContext;
+
+  beforeAll(async () => {
+    const [one, onCluster] = await Promise.all([context(), context(cluster.url)]);
+    t = onCluster;
+    single = await scenario(one);
+  }, 60_000);
+
+  it("answers every lookup, push, write and materialisation as one Redis does", async () => {
+    const answers = await scenario(t);
+    expect(answers).toEqual(single);
+    // and the answers are not trivially empty
+    const flat = JSON.stringify(single);
+    expect(flat).toContain('"PRESENT"');
+    expect(flat).toContain('"s7119+2"'); // the newer push won
+    expect(flat).toContain('"s7000+0"'); // the older push was skipped
+    expect(single[0]).toEqual(["materialize", 200, [["trips", "succeeded", 2 * N, 2 * N]]]);
+  });
+
+  it("spreads the keys over every master", async () => {
+    const masters = await cluster.masters();
+    expect(masters).toHaveLength(3);
+    for (const m of masters) {
+      const keys = (await redisCli(Number(m.split(":")[1]), ["--scan", "--pattern", `${t.prefix}*`]))
+        .trim()
+        .split("\n");
+      expect(keys.length, m).toBeGreaterThan(N / 2);
+    }
+  });
+
+  it("reads a 100-entity lookup with at most one command per master, none per key", async () => {
+    const reads = async () => {
+      // commands sent by a client (what a round trip carries), and GETs (which Redis counts inside scripts too)
+      const per: Record<number, { commands: number; gets: number }> = {};
+      for (const n of cluster.nodes) {
+        const c = await commandCalls(n.port);
+        per[n.port] = { commands: (c.evalsha ?? 0) + (c.eval ?? 0) + (c.mget ?? 0), gets: c.get ?? 0 };
+      }
+      return per;
+    };
+    const before = await reads();
+    const res = await t.call("POST", "/get-online-features", {
+      features: ["typed:i64", "typed:s", "driver_hourly_stats_fresh:conv_rate"],
+      entities: { driver_id: ids.slice(0, 100) },
+    });
+    expect(res.status).toBe(200);
+    const after = await reads();
+    const masters = new Set((await cluster.masters()).map((m) => Number(m.split(":")[1])));
+    let total = 0;
+    let gets = 0;
+    for (const n of cluster.nodes) {
+      const delta = after[n.port]!.commands - before[n.port]!.commands;
+      total += delta;
+      gets += after[n.port]!.gets - before[n.port]!.gets;
+      expect(delta, `node ${n.port}`).toBeLessThanOrEqual(masters.has(n.port) ? 1 : 0);
+    }
+    expect(total).toBe(3); // 200 keys under 100 hash tags: every master touched, once
+    // Redis counts the GETs the read script makes inside its one call: each key read once, none twice
+    expect(gets).toBe(200);
+  });
+
+  it("names its mode and masters in /health, and counts commands per node in /metrics", async () => {
+    const res = await t.call("GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.body.online_store.mode).toBe("cluster");
+    expect([...res.body.online_store.nodes].sort()).toEqual(await cluster.masters());
+    const stats = t.online.nodeStats();
+    expect(stats.map((s) => s.node).sort()).toEqual(await cluster.masters());
+    for (const s of stats) expect(s.commands).toBeGreaterThan(0);
+  });
+
+  it("reads replicas with LARDER_REDIS_READ_FROM=replica; WAIT_REPLICAS makes writes wait for them", async () => {
+    // stores without an app or a database of their own, on the prefix `t` wrote under
+    const store = new RedisOnlineStore(
+      connectOnlineRedis(cluster.url, { readFrom: "replica", waitReplicas: 1 }),
+      t.prefix,
+    );
+    const greedy = new RedisOnlineStore(connectOnlineRedis(cluster.url, { waitReplicas: 2 }), t.prefix);
+    closers.push(store, greedy);
+    const snap = await t.deps.snapshots.get("demo");
+    const view = snap.views.get("typed_short")!;
+    const w = await store.write(view, [{ key: ["7001"], eventTs: nowMs * 1000, createdTs: 0, values: [5, "waited"] }]);
+    expect(w).toEqual({ written: 1, skipped: 0 });
+    const masters = new Set((await cluster.masters()).map((m) => Number(m.split(":")[1])));
+    const replicas = cluster.nodes.filter((n) => !masters.has(n.port));
+    const before = await Promise.all(replicas.map((n) => commandCalls(n.port)));
+    const text = await store.getOnlineFeatures(
+      snap,
+      { features: ["typed_short:s"], entities: { driver_id: [7001] } },
+      { maxEntityRows: 100 },
+    );
+    expect(JSON.parse(text).results[1].values).toEqual(["waited"]);
+    const after = await Promise.all(replicas.map((n) => commandCalls(n.port)));
+    // one read, on the replica of the master that holds the key
+    const scripts = (c: Record<string, number>) => (c.evalsha ?? 0) + (c.eval ?? 0);
+    const readOn = replicas.filter((_, i) => scripts(after[i]!) > scripts(before[i]!));
+    expect(readOn).toHaveLength(1);
+    // asking for more replicas than there are: the write is refused as unavailable, never a silent success
+    await expect(
+      greedy.write(view, [{ key: ["7002"], eventTs: nowMs * 1000, createdTs: 0, values: [1, "x"] }]),
+    ).rejects.toThrow(/only 1 of 2 replicas/);
+  });
+
+  it("survives a master killed mid-traffic: only 200s and 503s, then recovers by itself", async () => {
+    const kv = t.online.connection.kv as ClusterKv;
+    const masterOf = (driver: number) => kv.cluster.slots[calculateSlot(`{driver_id=${driver}}`)]![0]!;
+    const victim = masterOf(7000);
+    const other = ids.find((d) => masterOf(d) !== victim)!;
+    const node = cluster.nodes.find((n) => n.address === victim)!;
+    const results = await underFailover(
+      t,
+      [
+        { label: "victim", body: { features: ["typed:s"], entities: { driver_id: [7000] } } },
+        { label: "other", body: { features: ["typed:s"], entities: { driver_id: [other] } } },
+        { label: "all", body: { features: ["typed:s", "typed:i64"], entities: { driver_id: ids.slice(0, 100) } } },
+        { label: "push", push: true },
+      ],
+      () => node.kill(),
+      30_000,
+    );
+    // cluster-node-timeout 1 s, then the replica's election: seconds when idle, longer on a loaded machine
+    checkFailover(results, 20_000);
+    // a node the dead master did not serve kept answering throughout
+    expect(results.log.filter((r) => r.label === "other").every((r) => r.status === 200)).toBe(true);
+    // after the failover, /health names the promoted replica among the masters
+    await waitFor(async () => (await t.call("GET", "/health")).status === 200, 10_000);
+    const health = await t.call("GET", "/health");
+    expect(health.body.online_store.nodes).not.toContain(victim);
+    expect(health.body.online_store.nodes).toHaveLength(3);
+  }, 90_000);
+});
+
+describe("the online store on Redis with Sentinel (1 master, 1 replica, 3 sentinels)", () => {
+  let single: unknown[];
+  let t: TestContext;
+
+  beforeAll(async () => {
+    const [one, onSentinel] = await Promise.all([context(), context(sentinel.url)]);
+    t = onSentinel;
+    single = await scenario(one);
+  }, 60_000);
+
+  it("answers every lookup, push, write and materialisation as one Redis does", async () => {
+    expect(await scenario(t)).toEqual(single);
+  });
+
+  it("names the master and the sentinels in /health", async () => {
+    const res = await t.call("GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.body.online_store).toEqual({
+      mode: "sentinel",
+      nodes: [sentinel.master.address, ...sentinel.sentinels.map((s) => s.address)],
+    });
+  });
+
+  it("survives the master killed mid-traffic: only 200s and 503s, then the promoted replica serves", async () => {
+    const results = await underFailover(
+      t,
+      [
+        { label: "one", body: { features: ["typed:s"], entities: { driver_id: [7000] } } },
+        { label: "all", body: { features: ["typed:s", "typed:i64"], entities: { driver_id: ids.slice(0, 100) } } },
+        { label: "push", push: true },
+      ],
+      () => sentinel.master.kill(),
+      40_000,
+    );
+    // down-after 1 s, then an election: seconds when idle, but a loaded machine can make the sentinels retry it
+    checkFailover(results, 30_000);
+    expect(await sentinel.currentMaster()).toBe(sentinel.replica.address);
+    const health = await t.call("GET", "/health");
+    expect(health.body.online_store.nodes[0]).toBe(sentinel.replica.address);
+  }, 90_000);
+});
+
+interface Step {
+  label: string;
+  body?: unknown;
+  push?: boolean;
+}
+interface Outcome {
+  label: string;
+  status: number;
+  start: number;
+  end: number;
+  error?: unknown;
+}
+
+/**
+ * Sends the steps round-robin from 4 concurrent clients; `kill` runs after a second of traffic; traffic goes on until
+ * 2 s of 200s after the kill (or `maxMs`).
+ */
+async function underFailover(t: TestContext, steps: Step[], kill: () => void, maxMs: number) {
+  const log: Outcome[] = [];
+  let killedAt = 0;
+  let stop = false;
+  let pushed = 0;
+  const worker = async (w: number) => {
+    for (let i = w; !stop; i++) {
+      const step = steps[i % steps.length]!;
+      const start = Date.now();
+      const body = step.push
+        ? {
+            push_source_name: "driver_stats_push",
+            df: {
+              driver_id: [7000 + (pushed % N)],
+              event_timestamp: [iso(Date.now() - 1000)],
+              conv_rate: [0.5],
+              acc_rate: [++pushed / 1e6],
+            },
+          }
+        : step.body;
+      const res = await t.call("POST", step.push ? "/push" : "/get-online-features", body);
+      log.push({
+        label: step.label,
+        status: res.status,
+        start,
+        end: Date.now(),
+        error: res.status === 200 ? undefined : res.body,
+      });
+    }
+  };
+  const started = Date.now();
+  const workers = [0, 1, 2, 3].map(worker);
+  await new Promise((r) => setTimeout(r, 1000));
+  killedAt = Date.now();
+  kill();
+  await waitFor(async () => {
+    if (Date.now() - started > maxMs) return true;
+    const recent = log.filter((r) => r.start > Date.now() - 2000);
+    return Date.now() - killedAt > 2500 && recent.length > 8 && recent.every((r) => r.status === 200);
+  }, maxMs + 1000);
+  stop = true;
+  await Promise.all(workers);
+  return { log, killedAt };
+}
+
+function checkFailover({ log, killedAt }: { log: Outcome[]; killedAt: number }, boundMs: number) {
+  if (process.env.DEBUG_FAILOVER)
+    for (const r of log)
+      console.log(
+        r.start - killedAt,
+        r.end - r.start,
+        r.label,
+        r.status,
+        r.status === 200 ? "" : JSON.stringify(r.error),
+      );
+  const bad = log.filter((r) => r.status !== 200 && r.status !== 503);
+  expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
+  const unavailable = log.filter((r) => r.status === 503);
+  expect(unavailable.length, "the outage was seen").toBeGreaterThan(0);
+  for (const r of unavailable) expect((r.error as Res["body"]).error.code).toBe("unavailable");
+  // bounded: no request waited much beyond the 2 s command timeout
+  const slowest = Math.max(...log.map((r) => r.end - r.start));
+  expect(slowest).toBeLessThan(4000);
+  // recovered: the last 503 came within the bound, and 200s followed
+  const last503 = Math.max(...unavailable.map((r) => r.end));
+  expect(last503 - killedAt).toBeLessThan(boundMs);
+  expect(log.some((r) => r.start > last503 && r.status === 200)).toBe(true);
+}
