@@ -1,0 +1,741 @@
+/**
+ * @larder/client — a client for the Larder feature store's HTTP API.
+ *
+ * No runtime dependency: it uses the platform's `fetch`, `AbortController` and `crypto.randomUUID`, so it runs
+ * unchanged in Node 20+, Bun, Deno and browsers. Connections are kept alive by the platform's fetch (Node's undici
+ * pools them per origin; browsers, Bun and Deno do the same).
+ */
+
+export type FeatureStatus = "PRESENT" | "NOT_FOUND" | "NULL_VALUE" | "OUTSIDE_MAX_AGE";
+
+/** A join key's value. int64 keys beyond 2^53−1 go as decimal strings or bigints (sent as decimal strings). */
+export type EntityValue = string | number | bigint;
+
+/** A value of an int64 feature: a number when it is a safe integer, else a decimal string (or a bigint by option). */
+export type Int64 = number | string | bigint;
+
+/** When is a timestamp: a `Date`, an RFC 3339 string, or epoch seconds. */
+export type Timestamp = Date | string | number;
+
+/** A column-oriented frame: column name → one value per row (a pandas-like `df` in JSON). */
+export type Frame = Record<string, readonly unknown[]>;
+
+export interface LarderClientOptions {
+  /** The server's base URL, e.g. `http://localhost:6566`. */
+  url: string;
+  /** An API key (`larder keys create`), sent as `Authorization: Bearer <key>`. */
+  apiKey?: string;
+  /**
+   * The project to act on, through `/v1/projects/{project}/…`. Omitted: the Feast-compatible root endpoints, which act
+   * on the server's `LARDER_PROJECT` (asked from `/health` when a call needs the name).
+   */
+  project?: string;
+  /** The time budget of one call, retries included, in ms (default 10,000). */
+  timeoutMs?: number;
+  /** How many times a failed call may be tried again (default 2): only after a connection error or a 503. */
+  retries?: number;
+  /**
+   * int64 values beyond 2^53−1: `"string"` (default) keeps them as the decimal strings the server sends; `"bigint"`
+   * turns every int64 value (features and join keys) into a `bigint`, using the registry's dtypes (read once, cached).
+   */
+  int64?: "string" | "bigint";
+  /** The fetch to use (default: the global one), e.g. one bound to an undici Agent with other pool settings. */
+  fetch?: typeof fetch;
+  /** Headers sent on every request (e.g. tracing). */
+  headers?: Record<string, string>;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborts the call (and its retries). */
+  signal?: AbortSignal;
+  /** This call's budget instead of the client's `timeoutMs`. */
+  timeoutMs?: number;
+  /** The `x-request-id` to send (default: a new UUID per call, the same on its retries). */
+  requestId?: string;
+}
+
+export interface ErrorDetail {
+  path?: string;
+  message: string;
+  [k: string]: unknown;
+}
+
+/**
+ * Every failure of a call. `status` is the HTTP status, or 0 when no answer came (`code` then is `timeout`,
+ * `connection_error` or `aborted`). `requestId` is the `x-request-id` of the call: the server logs it.
+ */
+export class LarderError extends Error {
+  override name = "LarderError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+    readonly requestId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface OnlineFeaturesRequest {
+  /** `"view:feature"` references; or give `featureService`. */
+  features?: readonly string[];
+  featureService?: string;
+  /** Join key → one value per entity row. */
+  entities: Record<string, readonly EntityValue[]>;
+  /** Name features `view__feature` instead of `feature`. */
+  fullFeatureNames?: boolean;
+}
+
+export interface OnlineFeaturesBody {
+  metadata: { feature_names: string[] };
+  results: { values: unknown[]; statuses: FeatureStatus[]; event_timestamps: string[] }[];
+}
+
+/** One feature of one entity row, with its status and event time. */
+export interface FeatureValue<T = unknown> {
+  value: T | null;
+  status: FeatureStatus;
+  eventTimestamp: string;
+}
+
+/** The Feast-shaped answer of a lookup, with row-oriented views of it. `R`: the type of one row. */
+export class OnlineFeatures<R extends Record<string, unknown> = Record<string, unknown>> implements OnlineFeaturesBody {
+  readonly metadata: { feature_names: string[] };
+  readonly results: OnlineFeaturesBody["results"];
+  constructor(body: OnlineFeaturesBody) {
+    this.metadata = body.metadata;
+    this.results = body.results;
+  }
+
+  /** How many entity rows were asked for. */
+  get length(): number {
+    return this.results[0]?.values.length ?? 0;
+  }
+
+  /** One object per entity row: name → value (join keys first, then features in the order requested). */
+  rows(): R[] {
+    const names = this.metadata.feature_names;
+    const out: R[] = [];
+    for (let i = 0; i < this.length; i++) {
+      const row: Record<string, unknown> = {};
+      for (let j = 0; j < names.length; j++) row[names[j]!] = this.results[j]!.values[i] ?? null;
+      out.push(row as R);
+    }
+    return out;
+  }
+
+  /** One object per entity row: name → { value, status, eventTimestamp }. */
+  rowsWithStatus(): { [K in keyof R]: FeatureValue<R[K]> }[] {
+    const names = this.metadata.feature_names;
+    const out: { [K in keyof R]: FeatureValue<R[K]> }[] = [];
+    for (let i = 0; i < this.length; i++) {
+      const row: Record<string, FeatureValue> = {};
+      for (let j = 0; j < names.length; j++) {
+        const r = this.results[j]!;
+        row[names[j]!] = { value: r.values[i] ?? null, status: r.statuses[i]!, eventTimestamp: r.event_timestamps[i]! };
+      }
+      out.push(row as { [K in keyof R]: FeatureValue<R[K]> });
+    }
+    return out;
+  }
+
+  toJSON(): OnlineFeaturesBody {
+    return { metadata: this.metadata, results: this.results };
+  }
+}
+
+export interface PushRequest {
+  pushSourceName: string;
+  df: Frame;
+  /** Default `online`. */
+  to?: "online" | "offline" | "online_and_offline";
+}
+
+export interface WriteToOnlineStoreRequest {
+  featureViewName: string;
+  df: Frame;
+}
+
+export interface MaterializeRequest {
+  startTs: Timestamp;
+  endTs: Timestamp;
+  /** Omitted: every online view. */
+  featureViews?: readonly string[];
+  /** Answer at once (202) with the started jobs instead of waiting for their end. */
+  async?: boolean;
+}
+
+export interface MaterializeIncrementalRequest {
+  endTs: Timestamp;
+  featureViews?: readonly string[];
+  async?: boolean;
+}
+
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface MaterializationJob {
+  id: string;
+  feature_view: string;
+  start_ts: string;
+  end_ts: string;
+  status: JobStatus;
+  rows_read: number;
+  rows_written: number;
+  duration_ms: number | null;
+  [k: string]: unknown;
+}
+
+export interface HistoricalFeaturesRequest {
+  /** Join key columns and `event_timestamp`, one value per row. */
+  entityDf: Frame;
+  features?: readonly string[];
+  featureService?: string;
+  fullFeatureNames?: boolean;
+}
+
+/** Training data: the entity dataframe with its features, rows in request order. */
+export class HistoricalFeatures<R extends Record<string, unknown> = Record<string, unknown>> {
+  constructor(readonly df: Record<string, unknown[]>) {}
+  get length(): number {
+    for (const col of Object.values(this.df)) return col.length;
+    return 0;
+  }
+  rows(): R[] {
+    const names = Object.keys(this.df);
+    const cols = names.map((n) => this.df[n]!);
+    const out: R[] = [];
+    for (let i = 0; i < this.length; i++) {
+      const row: Record<string, unknown> = {};
+      for (let j = 0; j < names.length; j++) row[names[j]!] = cols[j]![i] ?? null;
+      out.push(row as R);
+    }
+    return out;
+  }
+  toJSON() {
+    return { df: this.df };
+  }
+}
+
+export interface RegistryObject<S = Record<string, unknown>> {
+  kind: string;
+  name: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+  spec: S;
+}
+
+export interface ObjectVersion<S = Record<string, unknown>> {
+  version: number;
+  change: "create" | "update" | "delete";
+  created_at: string;
+  spec: S | null;
+}
+
+export interface ProjectInfo {
+  name: string;
+  registry_version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Plan {
+  project: string;
+  applied: boolean;
+  registry_version: number;
+  summary: { create: number; update: number; delete: number; unchanged: number };
+  changes: {
+    kind: "entity" | "data_source" | "feature_view" | "feature_service";
+    name: string;
+    action: "create" | "update" | "delete" | "unchanged";
+    fields: { field: string; from?: unknown; to?: unknown }[];
+    breaking: string[];
+  }[];
+  breaking: boolean;
+  [k: string]: unknown;
+}
+
+export interface Health {
+  status: "ok" | "unavailable";
+  problems?: string[];
+  registry: { project: string; version: number | null; age_seconds: number | null };
+  [k: string]: unknown;
+}
+
+export interface EntitySpec {
+  name: string;
+  join_key: string;
+  value_type: string;
+  description?: string;
+  [k: string]: unknown;
+}
+export interface FeatureViewSpec {
+  name: string;
+  entities: string[];
+  source: string;
+  ttl: number;
+  online: boolean;
+  schema: { name: string; dtype: string; description?: string; [k: string]: unknown }[];
+  description?: string;
+  [k: string]: unknown;
+}
+export interface FeatureServiceSpec {
+  name: string;
+  features: { feature_view: string; features?: string[] }[];
+  description?: string;
+  [k: string]: unknown;
+}
+
+export interface RequestOptions extends CallOptions {
+  body?: unknown;
+  query?: Record<string, string | number | boolean | undefined>;
+  /**
+   * The call may be sent again after a connection error that could have happened after the server got it (default
+   * true). Calls that are not are only retried when the connection was refused (the server never saw them) or on 503.
+   */
+  idempotent?: boolean;
+  /** Statuses answered as a result rather than thrown (e.g. 503 for `/health`). */
+  accept?: readonly number[];
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_RETRIES = 2;
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_CAP_MS = 1_000;
+
+/** Network error codes that mean the request never reached a server: safe to resend whatever it does. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
+const newRequestId = (): string =>
+  globalThis.crypto?.randomUUID?.() ??
+  `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}-${Math.random().toString(16).slice(2)}`;
+
+const toIso = (t: Timestamp): string | number => (t instanceof Date ? t.toISOString() : t);
+
+function base64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** bigint → decimal string (int64 beyond 2^53), bytes → base64: the forms the server reads. */
+function replacer(_key: string, v: unknown): unknown {
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Uint8Array) return base64(v);
+  return v;
+}
+
+/** The error code of a failed fetch (Node puts the socket's code on `cause`). */
+function networkCode(e: unknown): string | undefined {
+  let c: unknown = e;
+  for (let i = 0; i < 4 && c && typeof c === "object"; i++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    c = (c as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Converts int64 values to bigint: numbers and decimal strings, and lists of them. */
+function toBigInt(v: unknown): unknown {
+  if (typeof v === "number" && Number.isInteger(v)) return BigInt(v);
+  if (typeof v === "string" && /^-?\d+$/.test(v)) return BigInt(v);
+  if (Array.isArray(v)) return v.map(toBigInt);
+  return v;
+}
+
+/** The registry's dtypes, for the `int64: "bigint"` option. */
+interface Catalog {
+  joinKeyTypes: Map<string, string>;
+  /** "view:feature" → dtype */
+  dtypes: Map<string, string>;
+  services: Map<string, string[]>;
+}
+
+export class LarderClient {
+  readonly url: string;
+  readonly project: string | undefined;
+  private readonly opts: LarderClientOptions;
+  private readonly fetchFn: typeof fetch;
+  private readonly baseHeaders: Record<string, string>;
+  private defaultProject?: Promise<string>;
+  private catalog?: Promise<Catalog>;
+
+  constructor(options: LarderClientOptions) {
+    if (!options?.url) throw new TypeError("LarderClient: url is required");
+    this.opts = { ...options };
+    this.url = options.url.replace(/\/+$/, "");
+    this.project = options.project;
+    this.fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.baseHeaders = { accept: "application/json", ...options.headers };
+    if (options.apiKey) this.baseHeaders.authorization = `Bearer ${options.apiKey}`;
+  }
+
+  /** The same client acting on another project (sharing the connection pool). */
+  withProject(project: string): LarderClient {
+    return new LarderClient({ ...this.opts, project });
+  }
+
+  // ---- online ----
+
+  /** Latest feature values for entity rows; `rows()` on the answer gives one object per entity row. */
+  async getOnlineFeatures<R extends Record<string, unknown> = Record<string, unknown>>(
+    req: OnlineFeaturesRequest,
+    call?: CallOptions,
+  ): Promise<OnlineFeatures<R>> {
+    const body: Record<string, unknown> = { entities: req.entities };
+    if (req.features) body.features = req.features;
+    if (req.featureService) body.feature_service = req.featureService;
+    if (req.fullFeatureNames) body.full_feature_names = true;
+    const path = this.project
+      ? `/v1/projects/${encodeURIComponent(this.project)}/online-features`
+      : "/get-online-features";
+    const answer = await this.request<OnlineFeaturesBody>("POST", path, { ...call, body });
+    if (this.opts.int64 === "bigint") await this.bigintOnline(req, answer);
+    return new OnlineFeatures<R>(answer);
+  }
+
+  /**
+   * Writes rows to every feature view fed by a push source. Retried like a lookup when it goes online only: the
+   * online store never replaces a value with an older one, so a resent push leaves the same state. A push that also
+   * goes offline appends to the batch table, so it is resent only when the server surely did not get it.
+   */
+  push(req: PushRequest, call?: CallOptions): Promise<{ rows: number }> {
+    const to = req.to ?? "online";
+    return this.request("POST", this.path("/push"), {
+      ...call,
+      body: { push_source_name: req.pushSourceName, df: req.df, to },
+      idempotent: to === "online",
+    });
+  }
+
+  /** Writes rows of one feature view to the online store (idempotent for the same reason as `push`). */
+  writeToOnlineStore(req: WriteToOnlineStoreRequest, call?: CallOptions): Promise<{ rows: number }> {
+    return this.request("POST", this.path("/write-to-online-store"), {
+      ...call,
+      body: { feature_view_name: req.featureViewName, df: req.df },
+    });
+  }
+
+  // ---- offline ----
+
+  /**
+   * Loads each entity's latest row with event time in [startTs, endTs) into the online store. Not resent after a
+   * connection lost mid-call (the jobs may be running: a second call would answer 409); give it a `timeoutMs` that
+   * fits the job, or use `async: true` and poll `getMaterializationJob`.
+   */
+  materialize(req: MaterializeRequest, call?: CallOptions): Promise<{ jobs: MaterializationJob[] }> {
+    return this.request("POST", this.path("/materialize"), {
+      ...call,
+      query: req.async ? { async: true } : undefined,
+      body: { start_ts: toIso(req.startTs), end_ts: toIso(req.endTs), feature_views: req.featureViews },
+      idempotent: false,
+    });
+  }
+
+  /** Materialises from where each view's last run ended. */
+  materializeIncremental(
+    req: MaterializeIncrementalRequest,
+    call?: CallOptions,
+  ): Promise<{ jobs: MaterializationJob[] }> {
+    return this.request("POST", this.path("/materialize-incremental"), {
+      ...call,
+      query: req.async ? { async: true } : undefined,
+      body: { end_ts: toIso(req.endTs), feature_views: req.featureViews },
+      idempotent: false,
+    });
+  }
+
+  /** Point-in-time-correct training data for an entity dataframe. */
+  async historicalFeatures<R extends Record<string, unknown> = Record<string, unknown>>(
+    req: HistoricalFeaturesRequest,
+    call?: CallOptions,
+  ): Promise<HistoricalFeatures<R>> {
+    const body: Record<string, unknown> = { entity_df: req.entityDf };
+    if (req.features) body.features = req.features;
+    if (req.featureService) body.feature_service = req.featureService;
+    if (req.fullFeatureNames) body.full_feature_names = true;
+    const answer = await this.request<{ df: Record<string, unknown[]> }>(
+      "POST",
+      await this.projectPath("/historical-features"),
+      { ...call, body },
+    );
+    if (this.opts.int64 === "bigint") await this.bigintHistorical(req, answer.df);
+    return new HistoricalFeatures<R>(answer.df);
+  }
+
+  // ---- registry ----
+
+  /** The diff that `apply` would make, writing nothing. */
+  async plan(definitions: Record<string, unknown>, call?: CallOptions): Promise<Plan> {
+    return this.request("POST", await this.projectPath("/plan"), { ...call, body: definitions });
+  }
+
+  /** Makes the project hold exactly these definitions. Declarative, so a resent apply leaves the same state. */
+  async apply(definitions: Record<string, unknown>, call?: CallOptions): Promise<Plan> {
+    const plan = await this.request<Plan>("POST", await this.projectPath("/apply"), { ...call, body: definitions });
+    this.catalog = undefined;
+    return plan;
+  }
+
+  async listProjects(call?: CallOptions): Promise<ProjectInfo[]> {
+    return (await this.request<{ projects: ProjectInfo[] }>("GET", "/v1/projects", call)).projects;
+  }
+  async listEntities(call?: CallOptions): Promise<RegistryObject<EntitySpec>[]> {
+    return (await this.get<{ entities: RegistryObject<EntitySpec>[] }>("/entities", call)).entities;
+  }
+  getEntity(name: string, call?: CallOptions): Promise<RegistryObject<EntitySpec>> {
+    return this.get(`/entities/${encodeURIComponent(name)}`, call);
+  }
+  async listDataSources(call?: CallOptions): Promise<RegistryObject[]> {
+    return (await this.get<{ data_sources: RegistryObject[] }>("/data-sources", call)).data_sources;
+  }
+  getDataSource(name: string, call?: CallOptions): Promise<RegistryObject> {
+    return this.get(`/data-sources/${encodeURIComponent(name)}`, call);
+  }
+  async listFeatureViews(call?: CallOptions): Promise<RegistryObject<FeatureViewSpec>[]> {
+    return (await this.get<{ feature_views: RegistryObject<FeatureViewSpec>[] }>("/feature-views", call)).feature_views;
+  }
+  getFeatureView(name: string, call?: CallOptions): Promise<RegistryObject<FeatureViewSpec>> {
+    return this.get(`/feature-views/${encodeURIComponent(name)}`, call);
+  }
+  async featureViewVersions(name: string, call?: CallOptions): Promise<ObjectVersion<FeatureViewSpec>[]> {
+    return (
+      await this.get<{ versions: ObjectVersion<FeatureViewSpec>[] }>(
+        `/feature-views/${encodeURIComponent(name)}/versions`,
+        call,
+      )
+    ).versions;
+  }
+  async listFeatureServices(call?: CallOptions): Promise<RegistryObject<FeatureServiceSpec>[]> {
+    return (await this.get<{ feature_services: RegistryObject<FeatureServiceSpec>[] }>("/feature-services", call))
+      .feature_services;
+  }
+  getFeatureService(name: string, call?: CallOptions): Promise<RegistryObject<FeatureServiceSpec>> {
+    return this.get(`/feature-services/${encodeURIComponent(name)}`, call);
+  }
+  async listMaterializationJobs(
+    filter: { featureView?: string; limit?: number } = {},
+    call?: CallOptions,
+  ): Promise<MaterializationJob[]> {
+    return (
+      await this.request<{ jobs: MaterializationJob[] }>("GET", await this.projectPath("/materialization-jobs"), {
+        ...call,
+        query: { feature_view: filter.featureView, limit: filter.limit },
+      })
+    ).jobs;
+  }
+  getMaterializationJob(id: string, call?: CallOptions): Promise<MaterializationJob> {
+    return this.get(`/materialization-jobs/${encodeURIComponent(id)}`, call);
+  }
+
+  // ---- system ----
+
+  /** The server's health; an unhealthy server (503) is an answer here, not an error. */
+  health(call?: CallOptions): Promise<Health> {
+    return this.request("GET", "/health", { ...call, accept: [503] });
+  }
+
+  /** The project this client acts on: its `project`, or the server's default (asked once from `/health`). */
+  projectName(call?: CallOptions): Promise<string> {
+    if (this.project) return Promise.resolve(this.project);
+    this.defaultProject ??= this.health(call).then(
+      (h) => h.registry.project,
+      (e) => {
+        this.defaultProject = undefined;
+        throw e;
+      },
+    );
+    return this.defaultProject;
+  }
+
+  // ---- transport ----
+
+  /**
+   * Any endpoint: `request("GET", "/v1/projects/p/feature-views/v/freshness")`. Returns the parsed JSON answer; throws
+   * a LarderError for an error status or when no answer came within the budget. Retries (with exponential backoff and
+   * jitter) only after a connection error or a 503, never after another status.
+   */
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const requestId = options.requestId ?? newRequestId();
+    const budget = options.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const deadline = Date.now() + budget;
+    const retries = Math.max(0, this.opts.retries ?? DEFAULT_RETRIES);
+    const headers: Record<string, string> = { ...this.baseHeaders, "x-request-id": requestId };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(options.body, replacer);
+    }
+    let url = this.url + path;
+    if (options.query) {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(options.query)) if (v !== undefined) q.set(k, String(v));
+      const s = q.toString();
+      if (s) url += `?${s}`;
+    }
+    const userSignal = options.signal;
+
+    for (let attempt = 0; ; attempt++) {
+      if (userSignal?.aborted) throw new LarderError(0, "aborted", "the call was aborted", [], requestId);
+      const left = deadline - Date.now();
+      if (left <= 0) throw timeoutError(budget, requestId);
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), left);
+      const onAbort = () => controller.abort();
+      userSignal?.addEventListener("abort", onAbort, { once: true });
+      let retryAfterMs: number | undefined;
+      let failure: LarderError;
+      try {
+        const res = await this.fetchFn(url, { method, headers, body, signal: controller.signal });
+        const text = await res.text();
+        if (res.ok || options.accept?.includes(res.status)) return (text ? JSON.parse(text) : undefined) as T;
+        failure = errorFromResponse(res, text, requestId);
+        if (res.status !== 503) throw failure;
+        const ra = Number(res.headers.get("retry-after"));
+        if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+      } catch (e) {
+        if (e instanceof LarderError) throw e;
+        if (userSignal?.aborted)
+          throw new LarderError(0, "aborted", "the call was aborted", [], requestId, { cause: e });
+        if (controller.signal.aborted) throw timeoutError(budget, requestId, e);
+        if (e instanceof SyntaxError)
+          throw new LarderError(0, "bad_response", `the answer is not JSON: ${e.message}`, [], requestId);
+        const code = networkCode(e);
+        failure = new LarderError(
+          0,
+          "connection_error",
+          `cannot reach ${this.url}: ${code ?? (e as Error).message}`,
+          [],
+          requestId,
+          { cause: e },
+        );
+        if (options.idempotent === false && !(code && NOT_SENT.has(code))) throw failure;
+      } finally {
+        clearTimeout(timer);
+        userSignal?.removeEventListener("abort", onAbort);
+      }
+      if (attempt >= retries) throw failure;
+      // Exponential backoff with jitter (half fixed, half random), so clients that failed together do not return together.
+      const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+      const wait = Math.max(retryAfterMs ?? 0, backoff / 2 + Math.random() * (backoff / 2));
+      if (Date.now() + wait >= deadline) throw failure;
+      await sleep(wait, userSignal);
+    }
+  }
+
+  private path(p: string): string {
+    return this.project ? `/v1/projects/${encodeURIComponent(this.project)}${p}` : p;
+  }
+
+  private async projectPath(p: string): Promise<string> {
+    return `/v1/projects/${encodeURIComponent(await this.projectName())}${p}`;
+  }
+
+  private async get<T>(p: string, call?: CallOptions): Promise<T> {
+    return this.request<T>("GET", await this.projectPath(p), call);
+  }
+
+  // ---- int64 as bigint ----
+
+  private loadCatalog(): Promise<Catalog> {
+    this.catalog ??= (async () => {
+      const [entities, views, services] = await Promise.all([
+        this.listEntities(),
+        this.listFeatureViews(),
+        this.listFeatureServices(),
+      ]);
+      const joinKeyTypes = new Map(entities.map((e) => [e.spec.join_key, e.spec.value_type]));
+      const dtypes = new Map<string, string>();
+      const schemas = new Map<string, FeatureViewSpec["schema"]>();
+      for (const v of views) {
+        schemas.set(v.name, v.spec.schema);
+        for (const f of v.spec.schema) dtypes.set(`${v.name}:${f.name}`, f.dtype);
+      }
+      const serviceRefs = new Map<string, string[]>();
+      for (const s of services)
+        serviceRefs.set(
+          s.name,
+          s.spec.features.flatMap((r) =>
+            (r.features ?? schemas.get(r.feature_view)?.map((f) => f.name) ?? []).map((f) => `${r.feature_view}:${f}`),
+          ),
+        );
+      return { joinKeyTypes, dtypes, services: serviceRefs };
+    })().catch((e) => {
+      this.catalog = undefined;
+      throw e;
+    });
+    return this.catalog;
+  }
+
+  /** The catalog, read again once when it does not know a name (the registry may have changed). */
+  private async catalogFor(refs: readonly string[] | undefined, service: string | undefined): Promise<Catalog> {
+    let cat = await this.loadCatalog();
+    const known = (c: Catalog) => (service ? c.services.has(service) : (refs ?? []).every((r) => c.dtypes.has(r)));
+    if (!known(cat)) {
+      this.catalog = undefined;
+      cat = await this.loadCatalog();
+    }
+    return cat;
+  }
+
+  private async bigintOnline(req: OnlineFeaturesRequest, answer: OnlineFeaturesBody): Promise<void> {
+    const cat = await this.catalogFor(req.features, req.featureService);
+    const refs = req.featureService ? (cat.services.get(req.featureService) ?? []) : (req.features ?? []);
+    const keys = Object.keys(req.entities);
+    answer.results.forEach((r, i) => {
+      const dtype = i < keys.length ? cat.joinKeyTypes.get(keys[i]!) : cat.dtypes.get(refs[i - keys.length] ?? "");
+      if (dtype === "int64" || dtype === "int64[]") r.values = r.values.map(toBigInt);
+    });
+  }
+
+  private async bigintHistorical(req: HistoricalFeaturesRequest, df: Record<string, unknown[]>): Promise<void> {
+    const cat = await this.catalogFor(req.features, req.featureService);
+    const refs = req.featureService ? (cat.services.get(req.featureService) ?? []) : (req.features ?? []);
+    const types = new Map<string, string>();
+    for (const [k, t] of cat.joinKeyTypes) if (k in req.entityDf) types.set(k, t);
+    for (const ref of refs) {
+      const [view, feature] = ref.split(":") as [string, string];
+      types.set(req.fullFeatureNames ? `${view}__${feature}` : feature, cat.dtypes.get(ref) ?? "");
+    }
+    for (const [name, col] of Object.entries(df)) {
+      const t = types.get(name);
+      if (t === "int64" || t === "int64[]") df[name] = col.map(toBigInt);
+    }
+  }
+}
+
+function timeoutError(budget: number, requestId: string, cause?: unknown): LarderError {
+  return new LarderError(0, "timeout", `no answer within ${budget} ms`, [], requestId, { cause });
+}
+
+function errorFromResponse(res: Response, text: string, requestId: string): LarderError {
+  const id = res.headers.get("x-request-id") ?? requestId;
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; details?: ErrorDetail[] } };
+    if (parsed?.error?.message)
+      return new LarderError(
+        res.status,
+        parsed.error.code ?? `http_${res.status}`,
+        parsed.error.message,
+        parsed.error.details ?? [],
+        id,
+      );
+  } catch {}
+  return new LarderError(res.status, `http_${res.status}`, `HTTP ${res.status}: ${text.slice(0, 200)}`, [], id);
+}

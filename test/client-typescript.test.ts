@@ -1,0 +1,317 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LarderClient, LarderError } from "../clients/typescript/src/index.ts";
+import { applyOnlineFixtures, iso } from "./online-fixtures.ts";
+import { createTestContext, exampleDefinitions, type TestContext } from "./support/app.ts";
+import { type Listening, listen } from "./support/listen.ts";
+import { freePort } from "./support/process.ts";
+
+let t: TestContext;
+let server: Listening;
+const key: Record<string, string> = {};
+const now = Math.floor(Date.now() / 1000) * 1000;
+
+beforeAll(async () => {
+  t = await createTestContext({ applyExampleTo: "demo", defaultProject: "demo", auth: true });
+  await applyOnlineFixtures(t);
+  const store = t.keys!.store;
+  key.read = (await store.create({ scope: "read" })).key;
+  key.write = (await store.create({ scope: "write" })).key;
+  key.admin = (await store.create({ scope: "admin" })).key;
+  server = await listen(t.app);
+});
+afterAll(async () => {
+  await server?.close();
+  await t?.close();
+});
+
+const client = (opts: Partial<ConstructorParameters<typeof LarderClient>[0]> = {}) =>
+  new LarderClient({ url: server.url, apiKey: key.admin, ...opts });
+
+async function rejection(p: Promise<unknown>): Promise<LarderError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(LarderError);
+    return e as LarderError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** A proxy in front of the server that counts requests and answers 503 to the first `fail503` of them. */
+async function countingProxy(target: string, fail503: number) {
+  const seen: { path: string; requestId: string | undefined }[] = [];
+  let answered = 0;
+  const srv: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    seen.push({ path: req.url ?? "", requestId: req.headers["x-request-id"] as string | undefined });
+    if (++answered <= fail503) {
+      res.writeHead(503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "unavailable", message: "online store down", details: [] } }));
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "host") headers[k] = v;
+    const upstream = await fetch(target + req.url, {
+      method: req.method,
+      headers,
+      body: chunks.length ? Buffer.concat(chunks) : undefined,
+    });
+    res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" });
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
+
+describe("TypeScript client against a real server", () => {
+  it("pushes, then looks up by features on the default project: Feast shape, rows(), rowsWithStatus()", async () => {
+    const c = client({ apiKey: key.write });
+    const pushed = await c.push({
+      pushSourceName: "driver_stats_push",
+      df: {
+        driver_id: [7001, 7002],
+        event_timestamp: [new Date(now - 60_000), iso(now - 30_000)],
+        conv_rate: [0.25, 0.5],
+        acc_rate: [0.75, null],
+      },
+    });
+    expect(pushed).toEqual({ rows: 2 });
+    const answer = await c.getOnlineFeatures<{ driver_id: number; conv_rate: number | null; acc_rate: number | null }>({
+      features: ["driver_hourly_stats_fresh:conv_rate", "driver_hourly_stats_fresh:acc_rate"],
+      entities: { driver_id: [7001, "7002", 7999] },
+    });
+    expect(answer.metadata.feature_names).toEqual(["driver_id", "conv_rate", "acc_rate"]);
+    expect(answer.results[1]!.statuses).toEqual(["PRESENT", "PRESENT", "NOT_FOUND"]);
+    expect(answer.rows()).toEqual([
+      { driver_id: 7001, conv_rate: 0.25, acc_rate: 0.75 },
+      { driver_id: 7002, conv_rate: 0.5, acc_rate: null },
+      { driver_id: 7999, conv_rate: null, acc_rate: null },
+    ]);
+    const withStatus = answer.rowsWithStatus();
+    expect(withStatus[1]!.acc_rate).toMatchObject({ value: null, status: "NULL_VALUE" });
+    expect(withStatus[0]!.conv_rate).toEqual({ value: 0.25, status: "PRESENT", eventTimestamp: iso(now - 60_000) });
+    expect(JSON.parse(JSON.stringify(answer))).toEqual({ metadata: answer.metadata, results: answer.results });
+  });
+
+  it("materialises, then looks up by feature service with a project, full feature names; reads jobs", async () => {
+    const c = client({ project: "demo" });
+    const { jobs } = await c.materialize({
+      startTs: new Date(now - 3 * 86400_000),
+      endTs: new Date(now + 3600_000),
+      featureViews: ["driver_hourly_stats"],
+    });
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({ feature_view: "driver_hourly_stats", status: "succeeded" });
+    expect(jobs[0]!.rows_written).toBe(50);
+    const incr = await c.materializeIncremental({
+      endTs: new Date(now + 3600_000),
+      featureViews: ["driver_hourly_stats"],
+    });
+    expect(incr.jobs[0]).toMatchObject({ status: "succeeded", rows_written: 0 });
+    expect((await c.listMaterializationJobs({ featureView: "driver_hourly_stats" })).map((j) => j.id)).toContain(
+      jobs[0]!.id,
+    );
+    expect((await c.getMaterializationJob(jobs[0]!.id)).status).toBe("succeeded");
+
+    const answer = await c.getOnlineFeatures({
+      featureService: "driver_activity",
+      entities: { driver_id: [1001, 1002] },
+      fullFeatureNames: true,
+    });
+    expect(answer.metadata.feature_names).toEqual([
+      "driver_id",
+      "driver_hourly_stats__conv_rate",
+      "driver_hourly_stats__avg_daily_trips",
+    ]);
+    const rows = answer.rows();
+    expect(rows).toHaveLength(2);
+    expect(typeof rows[0]!.driver_hourly_stats__conv_rate).toBe("number");
+    expect(answer.results[2]!.statuses).toEqual(["PRESENT", "PRESENT"]);
+  });
+
+  it("historical features: point-in-time rows in request order", async () => {
+    const c = client();
+    const hourAgo = new Date(Math.floor(now / 3600_000) * 3600_000 - 3600_000);
+    const hist = await c.historicalFeatures<{ driver_id: number; conv_rate: number | null }>({
+      entityDf: { driver_id: [1002, 1001, 4242], event_timestamp: [hourAgo, hourAgo, hourAgo] },
+      features: ["driver_hourly_stats:conv_rate"],
+    });
+    expect(hist.length).toBe(3);
+    const rows = hist.rows();
+    expect(rows.map((r) => r.driver_id)).toEqual([1002, 1001, 4242]);
+    expect(typeof rows[0]!.conv_rate).toBe("number");
+    expect(rows[2]!.conv_rate).toBeNull();
+  });
+
+  it("registry reads, plan and apply, health", async () => {
+    const c = client({ project: "demo" });
+    expect((await c.listProjects()).map((p) => p.name)).toContain("demo");
+    expect((await c.listEntities()).map((e) => e.name)).toEqual(expect.arrayContaining(["driver", "customer"]));
+    const view = await c.getFeatureView("driver_hourly_stats");
+    expect(view.spec.schema.map((f) => f.name)).toEqual(["conv_rate", "acc_rate", "avg_daily_trips"]);
+    expect((await c.featureViewVersions("driver_hourly_stats"))[0]!.change).toBe("create");
+    expect((await c.getFeatureService("driver_activity")).spec.features[0]!.feature_view).toBe("driver_hourly_stats");
+    expect((await c.listFeatureServices()).length).toBeGreaterThan(0);
+    expect((await c.listDataSources()).map((s) => s.name)).toContain("driver_stats_push");
+    expect((await c.getDataSource("driver_stats_push")).spec.kind).toBe("push");
+
+    const defs = await exampleDefinitions();
+    const plan = await c.plan(defs);
+    expect(plan.applied).toBe(false);
+    expect(plan.summary.delete).toBeGreaterThan(0); // the fixtures' extra views are not in the example file
+    const scratch = c.withProject("scratch");
+    const applied = await scratch.apply(defs);
+    expect(applied).toMatchObject({ applied: true, project: "scratch" });
+    expect((await scratch.apply(defs)).summary.create).toBe(0);
+
+    const health = await client({ apiKey: undefined }).health();
+    expect(health).toMatchObject({ status: "ok", registry: { project: "demo" } });
+  });
+
+  it("int64: decimal strings by default, bigint by option (features and join keys, both ways)", async () => {
+    const big = "9007199254740993";
+    await client().push({
+      pushSourceName: "typed_push",
+      df: {
+        ...Object.fromEntries(
+          ["i32", "f32", "f64", "s", "flag", "ts", "doc", "fl", "sl"].map((c) => [c, [null, null]]),
+        ),
+        driver_id: [BigInt(big), 8002],
+        event_timestamp: [iso(now), iso(now)],
+        i64: [BigInt(big), 5],
+        il: [[BigInt(big), 1], null],
+        b: [new Uint8Array([0, 1, 2]), null],
+      },
+    });
+    const req = { features: ["typed:i64", "typed:il", "typed:b"], entities: { driver_id: [big, 8002] } };
+    expect((await client().getOnlineFeatures(req)).rows()).toEqual([
+      { driver_id: big, i64: big, il: [big, 1], b: "AAEC" },
+      { driver_id: 8002, i64: 5, il: null, b: null },
+    ]);
+    const asBig = client({ int64: "bigint" });
+    expect((await asBig.getOnlineFeatures(req)).rows()).toEqual([
+      { driver_id: BigInt(big), i64: BigInt(big), il: [BigInt(big), 1n], b: "AAEC" },
+      { driver_id: 8002n, i64: 5n, il: null, b: null },
+    ]);
+    const viaService = await asBig.getOnlineFeatures({
+      featureService: "typed_service",
+      entities: { driver_id: [big], customer_id: ["c1"] },
+    });
+    expect(viaService.rows()[0]).toMatchObject({ s: null, i64: BigInt(big) });
+  });
+
+  it("errors: 400 with code and details, 401, 403, 404, each with the request id", async () => {
+    const bad = await rejection(
+      client().getOnlineFeatures({ features: ["driver_hourly_stats:nope"], entities: { driver_id: [1] } }),
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.code).toBe("invalid_argument");
+    expect(bad.message).toMatch(/nope/);
+    expect(bad.requestId).toMatch(/[0-9a-f-]{36}/);
+
+    const withId = await rejection(
+      client().getOnlineFeatures(
+        { features: ["driver_hourly_stats:nope"], entities: { driver_id: [1] } },
+        { requestId: "my-request-1" },
+      ),
+    );
+    expect(withId.requestId).toBe("my-request-1");
+
+    const noKey = await rejection(client({ apiKey: undefined, project: "demo" }).listEntities());
+    expect([noKey.status, noKey.code]).toEqual([401, "unauthenticated"]);
+    const readOnly = await rejection(
+      client({ apiKey: key.read }).push({ pushSourceName: "driver_stats_push", df: { driver_id: [1] } }),
+    );
+    expect([readOnly.status, readOnly.code]).toEqual([403, "permission_denied"]);
+    const missing = await rejection(client({ project: "demo" }).getFeatureView("no_such_view"));
+    expect([missing.status, missing.code]).toEqual([404, "not_found"]);
+    const pushBad = await rejection(
+      client().push({ pushSourceName: "driver_stats_push", df: { driver_id: [1], event_timestamp: ["x"] } }),
+    );
+    expect(pushBad.status).toBe(400);
+    expect(pushBad.details.length).toBeGreaterThan(0);
+  });
+
+  it("a closed port fails within the timeout, after its retries", async () => {
+    const port = await freePort();
+    const c = new LarderClient({ url: `http://127.0.0.1:${port}`, timeoutMs: 1500, retries: 3 });
+    const started = Date.now();
+    const e = await rejection(c.getOnlineFeatures({ features: ["v:f"], entities: { k: [1] } }));
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect([e.status, e.code]).toEqual([0, "connection_error"]);
+    expect(e.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it("a server that does not answer fails at the timeout", async () => {
+    const sockets = new Set<import("node:net").Socket>();
+    const silent = createServer(() => {});
+    silent.on("connection", (s) => sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const c = new LarderClient({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 300 });
+      const started = Date.now();
+      const e = await rejection(c.health());
+      const took = Date.now() - started;
+      expect([e.status, e.code]).toEqual([0, "timeout"]);
+      expect(took).toBeGreaterThanOrEqual(290);
+      expect(took).toBeLessThan(1000);
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      expect((await rejection(c.health({ signal: controller.signal }))).code).toBe("aborted");
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+
+  it("a 503 is retried (same request id) and a 400 is not; retries: 0 gives the 503", async () => {
+    const proxy = await countingProxy(server.url, 2);
+    try {
+      const c = new LarderClient({ url: proxy.url, apiKey: key.read, retries: 2 });
+      const answer = await c.getOnlineFeatures({
+        features: ["driver_hourly_stats:conv_rate"],
+        entities: { driver_id: [1001] },
+      });
+      expect(answer.results[1]!.statuses).toEqual(["PRESENT"]);
+      expect(proxy.seen).toHaveLength(3);
+      expect(new Set(proxy.seen.map((s) => s.requestId)).size).toBe(1);
+
+      proxy.seen.length = 0;
+      const bad = await rejection(
+        c.getOnlineFeatures({ features: ["driver_hourly_stats:nope"], entities: { driver_id: [1001] } }),
+      );
+      expect(bad.status).toBe(400);
+      expect(proxy.seen).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+    const always = await countingProxy(server.url, 100);
+    try {
+      const e = await rejection(new LarderClient({ url: always.url, retries: 0 }).listProjects());
+      expect([e.status, e.code, e.message]).toEqual([503, "unavailable", "online store down"]);
+      expect(always.seen).toHaveLength(1);
+      always.seen.length = 0;
+      // materialisation is not idempotent on a lost connection, but a 503 means the server did nothing: retried
+      await rejection(
+        new LarderClient({ url: always.url, retries: 1 }).materialize({ startTs: 0, endTs: 1, featureViews: [] }),
+      );
+      expect(always.seen).toHaveLength(2);
+    } finally {
+      await always.close();
+    }
+  });
+
+  it("the project of the root endpoints comes from /health when a call needs its name", async () => {
+    const c = client();
+    expect(await c.projectName()).toBe("demo");
+    expect((await c.listFeatureViews()).map((v) => v.name)).toContain("typed");
+    expect(() => new LarderClient({ url: "" })).toThrow(/url/);
+  });
+});
