@@ -4,6 +4,7 @@ import { pgMessage } from "../db/errors.ts";
 import { DomainError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { startServer } from "../server.ts";
+import { registerCodegenCommands } from "./codegen-commands.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
 import { registerDemoCommands } from "./demo-commands.ts";
@@ -90,6 +91,7 @@ export function buildCli(): Command {
   registerKeysCommands(program);
   registerDemoCommands(program);
   registerOfflineCommands(program);
+  registerCodegenCommands(program);
   return program;
 }
 

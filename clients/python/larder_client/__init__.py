@@ -276,6 +276,31 @@ class LarderClient:
         path = f"/v1/projects/{quote(self.project)}/online-features" if self.project else "/get-online-features"
         return OnlineResponse(self.request("POST", path, body=body, timeout=timeout, request_id=request_id))
 
+    def lookup_rows(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        join_keys: Sequence[str],
+        features: Optional[Sequence[str]] = None,
+        feature_service: Optional[str] = None,
+        full_feature_names: bool = False,
+        int64_columns: Sequence[str] = (),
+        *,
+        timeout: Optional[float] = None,
+    ) -> OnlineResponse:
+        """A lookup from entity rows (one mapping per row) instead of columns, as generated accessors call it.
+        ``int64_columns``: answer columns whose decimal strings (int64 beyond 2^53-1) become ints."""
+        entities = {k: [r[k] for r in rows] for k in join_keys}
+        answer = self.get_online_features(
+            features=features, entities=entities, feature_service=feature_service,
+            full_feature_names=full_feature_names, timeout=timeout,
+        )
+        if int64_columns:
+            wanted = set(int64_columns)
+            for name, result in zip(answer["metadata"]["feature_names"], answer["results"]):
+                if name in wanted:
+                    result["values"] = [to_int64(v) for v in result["values"]]
+        return answer
+
     def push(self, push_source_name: str, df: Frame, to: str = "online", *, timeout: Optional[float] = None) -> Dict[str, int]:
         """Writes rows to every feature view fed by the push source.
 

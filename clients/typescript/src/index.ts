@@ -102,7 +102,7 @@ export interface FeatureValue<T = unknown> {
 }
 
 /** The Feast-shaped answer of a lookup, with row-oriented views of it. `R`: the type of one row. */
-export class OnlineFeatures<R extends Record<string, unknown> = Record<string, unknown>> implements OnlineFeaturesBody {
+export class OnlineFeatures<R extends object = Record<string, unknown>> implements OnlineFeaturesBody {
   readonly metadata: { feature_names: string[] };
   readonly results: OnlineFeaturesBody["results"];
   constructor(body: OnlineFeaturesBody) {
@@ -197,7 +197,7 @@ export interface HistoricalFeaturesRequest {
 }
 
 /** Training data: the entity dataframe with its features, rows in request order. */
-export class HistoricalFeatures<R extends Record<string, unknown> = Record<string, unknown>> {
+export class HistoricalFeatures<R extends object = Record<string, unknown>> {
   constructor(readonly df: Record<string, unknown[]>) {}
   get length(): number {
     for (const col of Object.values(this.df)) return col.length;
@@ -359,6 +359,13 @@ function toBigInt(v: unknown): unknown {
   return v;
 }
 
+/** Decimal strings (int64 beyond 2^53−1) to bigint, in lists too; numbers stay numbers. */
+function bigIfString(v: unknown): unknown {
+  if (typeof v === "string" && /^-?\d+$/.test(v)) return BigInt(v);
+  if (Array.isArray(v)) return v.map(bigIfString);
+  return v;
+}
+
 /** The registry's dtypes, for the `int64: "bigint"` option. */
 interface Catalog {
   joinKeyTypes: Map<string, string>;
@@ -394,7 +401,7 @@ export class LarderClient {
   // ---- online ----
 
   /** Latest feature values for entity rows; `rows()` on the answer gives one object per entity row. */
-  async getOnlineFeatures<R extends Record<string, unknown> = Record<string, unknown>>(
+  async getOnlineFeatures<R extends object = Record<string, unknown>>(
     req: OnlineFeaturesRequest,
     call?: CallOptions,
   ): Promise<OnlineFeatures<R>> {
@@ -408,6 +415,34 @@ export class LarderClient {
     const answer = await this.request<OnlineFeaturesBody>("POST", path, { ...call, body });
     if (this.opts.int64 === "bigint") await this.bigintOnline(req, answer);
     return new OnlineFeatures<R>(answer);
+  }
+
+  /**
+   * A lookup from entity rows (one object per row) instead of columns, as generated accessors call it.
+   * `int64Columns`: answer columns whose decimal strings (int64 beyond 2^53−1) become bigints, so that each of their
+   * values is a `number` or a `bigint`.
+   */
+  async lookupRows<R extends object = Record<string, unknown>>(
+    req: Omit<OnlineFeaturesRequest, "entities"> & {
+      rows: readonly object[];
+      joinKeys: readonly string[];
+      int64Columns?: readonly string[];
+    },
+    call?: CallOptions,
+  ): Promise<OnlineFeatures<R>> {
+    const entities: Record<string, EntityValue[]> = {};
+    for (const k of req.joinKeys) entities[k] = req.rows.map((r) => (r as Record<string, EntityValue>)[k]!);
+    const answer = await this.getOnlineFeatures<R>(
+      { features: req.features, featureService: req.featureService, fullFeatureNames: req.fullFeatureNames, entities },
+      call,
+    );
+    if (req.int64Columns?.length) {
+      const wanted = new Set(req.int64Columns);
+      answer.metadata.feature_names.forEach((name, i) => {
+        if (wanted.has(name)) answer.results[i]!.values = answer.results[i]!.values.map(bigIfString);
+      });
+    }
+    return answer;
   }
 
   /**
@@ -462,7 +497,7 @@ export class LarderClient {
   }
 
   /** Point-in-time-correct training data for an entity dataframe. */
-  async historicalFeatures<R extends Record<string, unknown> = Record<string, unknown>>(
+  async historicalFeatures<R extends object = Record<string, unknown>>(
     req: HistoricalFeaturesRequest,
     call?: CallOptions,
   ): Promise<HistoricalFeatures<R>> {

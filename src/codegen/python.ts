@@ -1,0 +1,150 @@
+import { type Dtype, elementOf, isList, type KeyType } from "../registry/dtypes.ts";
+import { type Accessor, MANIFEST_MARK, type Manifest, typeBase } from "./model.ts";
+
+const SCALAR: Record<string, string> = {
+  int32: "int",
+  int64: "int",
+  float32: "float",
+  float64: "float",
+  string: "str",
+  // base64, as the server answers bytes
+  bytes: "str",
+  bool: "bool",
+  // epoch seconds
+  unix_timestamp: "int",
+  json: "Any",
+};
+const KEY_ARG: Record<KeyType, string> = { int32: "int", int64: "int", string: "str", bytes: "Union[str, bytes]" };
+const KEY_VALUE: Record<KeyType, string> = { int32: "int", int64: "int", string: "str", bytes: "str" };
+
+const PY_KEYWORDS = new Set(
+  "False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield match case".split(
+    " ",
+  ),
+);
+
+/** The Python type of a dtype's values (without the None of a missing one). */
+export function pyType(d: Dtype): string {
+  const t = SCALAR[elementOf(d)]!;
+  return isList(d) ? `List[${t}]` : t;
+}
+
+const ident = (name: string) => (PY_KEYWORDS.has(name) ? `${name}_` : name);
+const oneLine = (s: string) => s.replaceAll("\\", "\\\\").replaceAll('"""', '\\"\\"\\"').replaceAll("\n", " ");
+const comment = (parts: (string | undefined)[]) => {
+  const t = parts.filter(Boolean).join(" ");
+  return t ? `  # ${t.replaceAll("\n", " ")}` : "";
+};
+
+function typeNames(a: Accessor, m: Manifest) {
+  const base = typeBase(a, m);
+  return { key: `${base}Key`, row: `${base}Row` };
+}
+
+/** A TypedDict, in the functional form when a field name is not an identifier (or is a keyword). */
+function typedDict(name: string, doc: string, fields: [string, string, string][]): string {
+  if (fields.every(([n]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n) && !PY_KEYWORDS.has(n))) {
+    return `class ${name}(TypedDict):\n    """${oneLine(doc)}"""\n\n${fields.map(([n, t, c]) => `    ${n}: ${t}${c}`).join("\n")}\n`;
+  }
+  return `${name} = TypedDict("${name}", {${fields.map(([n, t]) => `${JSON.stringify(n)}: ${t}`).join(", ")}})\n"""${oneLine(doc)}"""\n`;
+}
+
+function accessorTypes(a: Accessor, m: Manifest): string {
+  const { key, row } = typeNames(a, m);
+  const what = `feature ${a.kind} ${a.name}`;
+  const keyFields = a.keys.map(
+    (k) =>
+      [k.name, KEY_ARG[k.value_type], comment([k.description, `(entity ${k.entity}, ${k.value_type})`])] as [
+        string,
+        string,
+        string,
+      ],
+  );
+  const rowFields: [string, string, string][] = [
+    ...a.keys.map((k) => [k.name, KEY_VALUE[k.value_type], ""] as [string, string, string]),
+    ...a.features.map(
+      (f) =>
+        [f.column, `Optional[${pyType(f.dtype)}]`, comment([f.description, `(${f.ref}, ${f.dtype})`])] as [
+          string,
+          string,
+          string,
+        ],
+    ),
+  ];
+  return `${typedDict(key, `The entity key of one row for ${what}.`, keyFields)}\n\n${typedDict(
+    row,
+    `One row of ${what}${a.description ? `: ${a.description}` : ""}. A feature is None when it has no value.`,
+    rowFields,
+  )}`;
+}
+
+function accessorMethods(a: Accessor, m: Manifest): string {
+  const { key, row } = typeNames(a, m);
+  const int64 = [
+    ...a.keys.filter((k) => k.value_type === "int64").map((k) => k.name),
+    ...a.features.filter((f) => elementOf(f.dtype) === "int64").map((f) => f.column),
+  ];
+  const req =
+    a.kind === "view"
+      ? `features=${JSON.stringify(a.features.map((f) => f.ref))}`
+      : `feature_service=${JSON.stringify(a.name)}${a.full_feature_names ? ", full_feature_names=True" : ""}`;
+  const name = ident(a.name);
+  const doc = oneLine(
+    `${a.description ? `${a.description}. ` : ""}Looks up feature ${a.kind} ${a.name}${
+      a.ttl_seconds ? ` (values older than ${a.ttl_seconds} s are OUTSIDE_MAX_AGE)` : ""
+    }: one row per key, in order.`,
+  );
+  return `    def ${name}_response(self, keys: Sequence[${key}]) -> OnlineResponse:
+        """${doc} The whole answer: statuses and event times too (to_rows_with_status())."""
+        return self._client.lookup_rows(
+            keys, ${JSON.stringify(a.keys.map((k) => k.name))}, ${req}, int64_columns=${JSON.stringify(int64)}
+        )
+
+    def ${name}(self, keys: Sequence[${key}]) -> List[${row}]:
+        """${doc}"""
+        return self.${name}_response(keys).to_rows()  # type: ignore[return-value]
+
+`;
+}
+
+export function generatePython(m: Manifest, opts: { clientImport: string; command: string }): string {
+  const views = m.accessors.filter((a) => a.kind === "view");
+  const services = m.accessors.filter((a) => a.kind === "service");
+  const cls = (name: string, list: Accessor[]) =>
+    `class ${name}:\n    def __init__(self, client: LarderClient) -> None:\n        self._client = client\n\n${list.map((a) => accessorMethods(a, m)).join("")}`.trimEnd() +
+    "\n";
+  return `"""Typed accessors for the Larder project "${m.project}", generated by \`larder codegen\` from registry version ${m.registry_version}.
+
+Do not edit: regenerate with \`${opts.command}\`.
+\`larder codegen --check <dir>\` exits 1 when the registry has changed incompatibly since (run it in CI).
+"""
+# ${MANIFEST_MARK}${JSON.stringify(m)}
+# fmt: off
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, TypedDict, Union
+
+from ${opts.clientImport} import LarderClient, OnlineResponse
+
+PROJECT = ${JSON.stringify(m.project)}
+REGISTRY_VERSION = ${m.registry_version}
+
+
+${m.accessors.map((a) => accessorTypes(a, m)).join("\n\n")}
+
+${cls("_Views", views)}
+
+${cls("_Services", services)}
+
+class LarderFeatures:
+    """The accessors: LarderFeatures(client).views.<view>(keys) and .services.<service>(keys).
+
+    Give it a client for project "${m.project}": LarderClient(url, api_key=..., project=PROJECT).
+    """
+
+    def __init__(self, client: LarderClient) -> None:
+        self.client = client
+        self.views = _Views(client)
+        self.services = _Services(client)
+`;
+}
