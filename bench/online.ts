@@ -34,7 +34,7 @@ import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { clearPrefix } from "../test/support/redis.ts";
-import { freePort, larderCli, ROOT } from "./support.ts";
+import { freePort, larderCli, markdownTable, ROOT } from "./support.ts";
 
 const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -526,8 +526,6 @@ async function main() {
       "throughput ratio",
       "errors larder / floor",
     ];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
     await new Promise((r) => setTimeout(r, 300)); // let the last log lines reach the file
     const lines = countLines(logFile) - linesBefore;
     const sample = lastRequestLine(logFile);
@@ -539,9 +537,7 @@ async function main() {
         `Throughput: ${CONNECTIONS} connections, saturated; latency: open loop at the fixed rate (half the slower server's throughput).`,
         `Per server: throughput ${ROUNDS} rounds × ${SECONDS}s, latency ${Math.round((ROUNDS * SECONDS) / SLICE_SECONDS)} slices × ${SLICE_SECONDS}s; alternating between the servers, pooled.`,
         "",
-        line(head),
-        `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
-        ...rows.map(line),
+        ...markdownTable(head, rows),
         "",
         ...verdicts,
         ...errorNotes,

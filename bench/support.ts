@@ -238,6 +238,13 @@ export function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/** A Markdown table, columns padded to their widest cell: what the benchmarks print, for the README. */
+export function markdownTable(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)];
+}
+
 // ---------------------------------------------------------------- small statistics
 
 /** The q-quantile (0..1) of `values` (sorted in place). */

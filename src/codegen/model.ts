@@ -4,7 +4,7 @@
  * as JSON) is written into the generated file's header, so a check needs nothing but that file and the registry.
  */
 import { z } from "zod";
-import { type Dtype, DtypeSchema, type KeyType, KeyTypeSchema } from "../registry/dtypes.ts";
+import { type Dtype, DtypeSchema, elementOf, type KeyType, KeyTypeSchema } from "../registry/dtypes.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
 
 export const AccessorKey = z.object({
@@ -179,6 +179,14 @@ function currentFeatures(
 export function typeBase(a: Accessor, m: Manifest): string {
   const clash = a.kind === "service" && m.accessors.some((o) => o.kind === "view" && pascal(o.name) === pascal(a.name));
   return pascal(a.name) + (clash ? "Service" : "");
+}
+
+/** The answer columns of an accessor that hold int64 values (join keys and features, lists too). */
+export function int64Columns(a: Accessor): string[] {
+  return [
+    ...a.keys.filter((k) => k.value_type === "int64").map((k) => k.name),
+    ...a.features.filter((f) => elementOf(f.dtype) === "int64").map((f) => f.column),
+  ];
 }
 
 /** `driver_hourly_stats` → `DriverHourlyStats`. */

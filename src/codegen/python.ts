@@ -1,5 +1,5 @@
 import { type Dtype, elementOf, isList, type KeyType } from "../registry/dtypes.ts";
-import { type Accessor, MANIFEST_MARK, type Manifest, typeBase } from "./model.ts";
+import { type Accessor, int64Columns, MANIFEST_MARK, type Manifest, typeBase } from "./model.ts";
 
 const SCALAR: Record<string, string> = {
   int32: "int",
@@ -80,10 +80,7 @@ function accessorTypes(a: Accessor, m: Manifest): string {
 
 function accessorMethods(a: Accessor, m: Manifest): string {
   const { key, row } = typeNames(a, m);
-  const int64 = [
-    ...a.keys.filter((k) => k.value_type === "int64").map((k) => k.name),
-    ...a.features.filter((f) => elementOf(f.dtype) === "int64").map((f) => f.column),
-  ];
+  const int64 = int64Columns(a);
   const req =
     a.kind === "view"
       ? `features=${JSON.stringify(a.features.map((f) => f.ref))}`

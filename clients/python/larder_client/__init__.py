@@ -266,13 +266,7 @@ class LarderClient:
         """Latest feature values for entity rows (join key -> values); the answer is Feast's, as a dict."""
         if entities is None:
             raise TypeError("get_online_features: entities is required")
-        body: Dict[str, Any] = {"entities": _frame(entities)}
-        if features is not None:
-            body["features"] = list(features)
-        if feature_service is not None:
-            body["feature_service"] = feature_service
-        if full_feature_names:
-            body["full_feature_names"] = True
+        body = {"entities": _frame(entities), **_selection(features, feature_service, full_feature_names)}
         path = f"/v1/projects/{quote(self.project)}/online-features" if self.project else "/get-online-features"
         return OnlineResponse(self.request("POST", path, body=body, timeout=timeout, request_id=request_id))
 
@@ -360,13 +354,7 @@ class LarderClient:
         timeout: Optional[float] = None,
     ) -> HistoricalResponse:
         """Point-in-time-correct training data for an entity dataframe (join keys and event_timestamp)."""
-        body: Dict[str, Any] = {"entity_df": _frame(entity_df)}
-        if features is not None:
-            body["features"] = list(features)
-        if feature_service is not None:
-            body["feature_service"] = feature_service
-        if full_feature_names:
-            body["full_feature_names"] = True
+        body = {"entity_df": _frame(entity_df), **_selection(features, feature_service, full_feature_names)}
         return HistoricalResponse(self.request("POST", self._project_path("/historical-features"), body=body, timeout=timeout))
 
     # ---- registry ----
@@ -546,6 +534,20 @@ class LarderClient:
 
     def _project_path(self, p: str) -> str:
         return f"/v1/projects/{quote(self.project_name())}{p}"
+
+
+def _selection(
+    features: Optional[Sequence[str]], feature_service: Optional[str], full_feature_names: bool
+) -> Dict[str, Any]:
+    """The features part of a lookup or historical request."""
+    out: Dict[str, Any] = {}
+    if features is not None:
+        out["features"] = list(features)
+    if feature_service is not None:
+        out["feature_service"] = feature_service
+    if full_feature_names:
+        out["full_feature_names"] = True
+    return out
 
 
 def _opt_list(v: Optional[Sequence[str]]) -> Optional[List[str]]:

@@ -405,10 +405,7 @@ export class LarderClient {
     req: OnlineFeaturesRequest,
     call?: CallOptions,
   ): Promise<OnlineFeatures<R>> {
-    const body: Record<string, unknown> = { entities: req.entities };
-    if (req.features) body.features = req.features;
-    if (req.featureService) body.feature_service = req.featureService;
-    if (req.fullFeatureNames) body.full_feature_names = true;
+    const body = { entities: req.entities, ...selection(req) };
     const path = this.project
       ? `/v1/projects/${encodeURIComponent(this.project)}/online-features`
       : "/get-online-features";
@@ -501,10 +498,7 @@ export class LarderClient {
     req: HistoricalFeaturesRequest,
     call?: CallOptions,
   ): Promise<HistoricalFeatures<R>> {
-    const body: Record<string, unknown> = { entity_df: req.entityDf };
-    if (req.features) body.features = req.features;
-    if (req.featureService) body.feature_service = req.featureService;
-    if (req.fullFeatureNames) body.full_feature_names = true;
+    const body = { entity_df: req.entityDf, ...selection(req) };
     const answer = await this.request<{ df: Record<string, unknown[]> }>(
       "POST",
       await this.projectPath("/historical-features"),
@@ -729,9 +723,15 @@ export class LarderClient {
     return cat;
   }
 
-  private async bigintOnline(req: OnlineFeaturesRequest, answer: OnlineFeaturesBody): Promise<void> {
+  /** The `view:feature` references a request asks for (a service's, resolved), with the catalog. */
+  private async refsOf(req: { features?: readonly string[]; featureService?: string }) {
     const cat = await this.catalogFor(req.features, req.featureService);
     const refs = req.featureService ? (cat.services.get(req.featureService) ?? []) : (req.features ?? []);
+    return { cat, refs };
+  }
+
+  private async bigintOnline(req: OnlineFeaturesRequest, answer: OnlineFeaturesBody): Promise<void> {
+    const { cat, refs } = await this.refsOf(req);
     const keys = Object.keys(req.entities);
     answer.results.forEach((r, i) => {
       const dtype = i < keys.length ? cat.joinKeyTypes.get(keys[i]!) : cat.dtypes.get(refs[i - keys.length] ?? "");
@@ -740,8 +740,7 @@ export class LarderClient {
   }
 
   private async bigintHistorical(req: HistoricalFeaturesRequest, df: Record<string, unknown[]>): Promise<void> {
-    const cat = await this.catalogFor(req.features, req.featureService);
-    const refs = req.featureService ? (cat.services.get(req.featureService) ?? []) : (req.features ?? []);
+    const { cat, refs } = await this.refsOf(req);
     const types = new Map<string, string>();
     for (const [k, t] of cat.joinKeyTypes) if (k in req.entityDf) types.set(k, t);
     for (const ref of refs) {
@@ -753,6 +752,15 @@ export class LarderClient {
       if (t === "int64" || t === "int64[]") df[name] = col.map(toBigInt);
     }
   }
+}
+
+/** The features part of a lookup or historical request, as the server spells it. */
+function selection(req: { features?: readonly string[]; featureService?: string; fullFeatureNames?: boolean }) {
+  const out: Record<string, unknown> = {};
+  if (req.features) out.features = req.features;
+  if (req.featureService) out.feature_service = req.featureService;
+  if (req.fullFeatureNames) out.full_feature_names = true;
+  return out;
 }
 
 function timeoutError(budget: number, requestId: string, cause?: unknown): LarderError {
