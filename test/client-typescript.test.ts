@@ -172,7 +172,7 @@ describe("TypeScript client against a real server", () => {
     expect((await scratch.apply(defs)).summary.create).toBe(0);
 
     const health = await client({ apiKey: undefined }).health();
-    expect(health).toMatchObject({ status: "ok", registry: { project: "demo" } });
+    expect(health).toMatchObject({ status: "ok", registry: { project: "demo" }, online_store: { mode: "single" } });
   });
 
   it("int64: decimal strings by default, bigint by option (features and join keys, both ways)", async () => {

@@ -262,6 +262,8 @@ export interface Health {
   status: "ok" | "unavailable";
   problems?: string[];
   registry: { project: string; version: number | null; age_seconds: number | null };
+  /** The online store's mode and the nodes it writes to (for Sentinel, the sentinels too). */
+  online_store?: { mode: "single" | "cluster" | "sentinel"; nodes: string[] };
   [k: string]: unknown;
 }
 
