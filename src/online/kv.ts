@@ -1,5 +1,5 @@
 /**
- * The key-value backend the online store sits on. The service layer (src/online/service.ts) owns the key layout and
+ * The key-value backend the online store sits on. The online store (src/online/service.ts) owns the key layout and
  * the value encoding (src/online/layout.ts) and is written once; a backend only stores opaque strings and enforces
  * "never older over newer". Implemented over Redis (src/online/redis-kv.ts) and embedded (PGlite).
  *

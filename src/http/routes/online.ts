@@ -63,7 +63,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
       // The registry snapshot is in memory: a lookup never queries Postgres.
       const snapshot = await snapshots.getExisting(project);
       const answer = await lookup(snapshot, req, opts);
-      // Built as JSON bytes from pre-encoded fragments (src/online/service.ts); tests check it against OnlineFeaturesResponse.
+      // Built as JSON bytes from pre-encoded fragments (src/online/lookup.ts); tests check it against OnlineFeaturesResponse.
       return c.body(answer, 200, { "content-type": "application/json" });
     });
   }
