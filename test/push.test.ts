@@ -2,7 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorBody } from "../src/http/errors.ts";
 import { OnlineFeaturesResponse, RowsWritten } from "../src/http/online-schemas.ts";
-import { push } from "../src/online/push.ts";
+import { push } from "../src/ingest/push.ts";
 import type { OnlineStore } from "../src/online/store.ts";
 import { applyOnlineFixtures, iso } from "./online-fixtures.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
@@ -71,7 +71,8 @@ describe("POST /push", () => {
       },
       allow_registry_cache: true,
     });
-    expect(res).toEqual({ rows: 2 });
+    // typed_push feeds two views: one online row per frame row and view
+    expect(res).toEqual({ rows: 2, written: 4, skipped_older: 0 });
     expect(await count("public.typed")).toBe(before);
     const body = await read(
       ["typed:i32", "typed:i64", "typed:f32", "typed:s", "typed:ts", "typed:doc", "typed:il"],
@@ -96,7 +97,12 @@ describe("POST /push", () => {
 
   it("never overwrites a newer value with an older push; the created timestamp breaks ties", async () => {
     await pushOk(fresh([6001], [iso(base)], [0.5], [0.5]));
-    await pushOk(fresh([6001], [iso(base - 1000)], [0.1], [0.1]));
+    // the answer says the older row was not stored
+    expect(await pushOk(fresh([6001, 6003], [iso(base - 1000), iso(base)], [0.1, 0.2], [0.1, 0.2]))).toEqual({
+      rows: 2,
+      written: 1,
+      skipped_older: 1,
+    });
     expect((await read(["driver_hourly_stats_fresh:conv_rate"], [6001])).results[1]!.values).toEqual([0.5]);
 
     // typed_source has a created column: equal event times, the later created wins whatever the order
@@ -113,7 +119,7 @@ describe("POST /push", () => {
       },
     });
     await pushOk(row("later", iso(base + 2000)));
-    await pushOk(row("earlier", iso(base + 1000)));
+    expect(await pushOk(row("earlier", iso(base + 1000)))).toEqual({ rows: 1, written: 0, skipped_older: 2 });
     expect((await read(["typed:s"], [6002])).results[1]!.values).toEqual(["later"]);
   });
 
@@ -211,7 +217,7 @@ describe("POST /push", () => {
   it("is served at /v1/projects/{project}/push, and /write-to-online-store writes one view", async () => {
     await pushOk(fresh([6400], [iso(base)], [0.5], [0.5]), "/v1/projects/demo/push");
     expect((await read(["driver_hourly_stats_fresh:conv_rate"], [6400])).results[1]!.values).toEqual([0.5]);
-    await pushOk(
+    const written = await pushOk(
       {
         feature_view_name: "driver_hourly_stats",
         df: {
@@ -224,11 +230,12 @@ describe("POST /push", () => {
       },
       "/write-to-online-store",
     );
+    expect(written).toEqual({ rows: 1, written: 1, skipped_older: 0 });
     expect((await read(["driver_hourly_stats:avg_daily_trips"], [6401])).results[1]!.values).toEqual([17]);
   });
 
   it("accepts an empty frame", async () => {
-    expect(await pushOk(fresh([], [], [], []))).toEqual({ rows: 0 });
+    expect(await pushOk(fresh([], [], [], []))).toEqual({ rows: 0, written: 0, skipped_older: 0 });
   });
 });
 

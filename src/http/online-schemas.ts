@@ -89,4 +89,21 @@ export const WriteToOnlineStoreBody = z
   .passthrough()
   .openapi("WriteToOnlineStoreRequest");
 
-export const RowsWritten = z.object({ rows: z.number().int() }).openapi("RowsWritten");
+export const RowsWritten = z
+  .object({
+    rows: z.number().int().openapi({ description: "Rows in the frame (what Feast answers)" }),
+    written: z.number().int().optional().openapi({
+      description:
+        "Rows stored in the online store: one per frame row and online feature view it feeds. Absent with to: offline.",
+    }),
+    skipped_older: z
+      .number()
+      .int()
+      .optional()
+      .openapi({
+        description:
+          "Of those rows, the ones not stored because the online store already held a newer value for that entity and " +
+          "view (event time, then created time): never older over newer. Absent with to: offline.",
+      }),
+  })
+  .openapi("RowsWritten");

@@ -1,6 +1,6 @@
 import { createRoute, type z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { push, writeToOnlineStore } from "../../online/push.ts";
+import { push, writeToOnlineStore } from "../../ingest/push.ts";
 import type { App, AppDeps } from "../app.ts";
 import type { AppEnv } from "../env.ts";
 import { zodErrorToApi } from "../errors.ts";

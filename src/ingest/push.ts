@@ -1,15 +1,16 @@
 /**
  * Pushes: a column-oriented frame (`df`) checked against the schemas of the views it feeds, then written to the
  * online store, to the push source's batch table, or both. Everything is checked before anything is written.
+ * It writes both stores, so it sits above them (src/online, src/offline), which know nothing of each other.
  */
 import type { Db } from "../db/client.ts";
 import { type DomainError, invalid } from "../errors.ts";
 import { type AppendColumn, appendRows } from "../offline/append.ts";
+import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
 import type { PostgresSourceSpec } from "../registry/definitions.ts";
 import type { Dtype } from "../registry/dtypes.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, normalizeValue, parseTimestampMicros, ValueError } from "../values.ts";
-import type { OnlineStore, OnlineWriteRow } from "./store.ts";
 
 export type PushTarget = "online" | "offline" | "online_and_offline";
 export type Frame = Record<string, unknown[]>;
@@ -149,18 +150,36 @@ export function prepareFrame(views: CompiledView[], batch: PostgresSourceSpec, d
   return { n, online, offline };
 }
 
-async function writeOnline(online: OnlineStore, prepared: PreparedFrame): Promise<void> {
-  // Views are written one after the other; each write is atomic per key and never older-over-newer, so a retry
-  // after a failure part-way is safe.
-  for (const { view, rows } of prepared.online) if (view.online && rows.length) await online.write(view, rows);
+/**
+ * What a write answers. `rows`: the frame's rows (Feast answers this). `written` and `skipped_older` count the online
+ * store's rows, one per frame row and feature view served online that it feeds: stored, or left alone because the
+ * store already held a newer value (event time, then created time). Absent when nothing was written online.
+ */
+export interface WriteCounts {
+  rows: number;
+  written?: number;
+  skipped_older?: number;
 }
 
-/** `POST /push`: every view fed by the push source. Answers the number of rows in the frame. */
+async function writeOnline(online: OnlineStore, prepared: PreparedFrame): Promise<WriteCounts> {
+  const counts = { rows: prepared.n, written: 0, skipped_older: 0 };
+  // Views are written one after the other; each write is atomic per key and never older-over-newer, so a retry
+  // after a failure part-way is safe.
+  for (const { view, rows } of prepared.online) {
+    if (!view.online || rows.length === 0) continue;
+    const { written, skipped } = await online.write(view, rows);
+    counts.written += written;
+    counts.skipped_older += skipped;
+  }
+  return counts;
+}
+
+/** `POST /push`: every view fed by the push source. */
 export async function push(
   deps: PushDeps,
   snapshot: RegistrySnapshot,
   req: { push_source_name: string; df: Frame; to: PushTarget },
-): Promise<{ rows: number }> {
+): Promise<WriteCounts> {
   const source = snapshot.sources.get(req.push_source_name);
   if (!source)
     throw bad("push_source_name", `unknown push source "${req.push_source_name}" in project ${snapshot.project}`);
@@ -175,18 +194,14 @@ export async function push(
       `the batch source ${batch.name} of push source ${source.name} is a query, so rows cannot be appended to it`,
     );
   const prepared = prepareFrame(views, batch, req.df);
-  if (prepared.n === 0) return { rows: 0 };
-  if (req.to === "online") {
-    await writeOnline(deps.online, prepared);
-  } else {
-    // One transaction for the batch table; with online_and_offline it commits only after the online write
-    // succeeded, so a failure leaves neither store half-written by this request's offline part.
-    await deps.db.transaction(async (tx) => {
-      await appendRows(tx, batch, prepared.offline, prepared.n);
-      if (req.to === "online_and_offline") await writeOnline(deps.online, prepared);
-    });
-  }
-  return { rows: prepared.n };
+  if (req.to === "online") return writeOnline(deps.online, prepared);
+  if (prepared.n === 0) return req.to === "offline" ? { rows: 0 } : writeOnline(deps.online, prepared);
+  // One transaction for the batch table; with online_and_offline it commits only after the online write
+  // succeeded, so a failure leaves neither store half-written by this request's offline part.
+  return deps.db.transaction(async (tx) => {
+    await appendRows(tx, batch, prepared.offline, prepared.n);
+    return req.to === "online_and_offline" ? writeOnline(deps.online, prepared) : { rows: prepared.n };
+  });
 }
 
 /** `POST /write-to-online-store`: one view, online only. */
@@ -194,12 +209,10 @@ export async function writeToOnlineStore(
   deps: PushDeps,
   snapshot: RegistrySnapshot,
   req: { feature_view_name: string; df: Frame },
-): Promise<{ rows: number }> {
+): Promise<WriteCounts> {
   const view = snapshot.views.get(req.feature_view_name);
   if (!view)
     throw bad("feature_view_name", `unknown feature view "${req.feature_view_name}" in project ${snapshot.project}`);
   if (!view.online) throw bad("feature_view_name", `feature view ${view.name} is not served online (online: false)`);
-  const prepared = prepareFrame([view], view.batchSource, req.df);
-  if (prepared.n > 0) await writeOnline(deps.online, prepared);
-  return { rows: prepared.n };
+  return writeOnline(deps.online, prepareFrame([view], view.batchSource, req.df));
 }
