@@ -1,46 +1,17 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { KeyVerifier } from "../auth/keys.ts";
-import type { Db } from "../db/client.ts";
-import type { Lifecycle } from "../lifecycle.ts";
-import type { Logger } from "../logger.ts";
-import type { OnlineStore } from "../online/store.ts";
-import type { RegistryService } from "../registry/service.ts";
-import type { SnapshotCache } from "../registry/snapshot-cache.ts";
+import { accessResolver, routeAccess } from "./access.ts";
+import type { App, AppDeps } from "./app-types.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError, zodErrorToApi } from "./errors.ts";
 import { frontDoor } from "./front-door.ts";
-import { createMetrics, instrumentOnlineStore, type Metrics, registerMetricsRoute } from "./metrics.ts";
+import { createMetrics, instrumentOnlineStore, registerMetricsRoute } from "./metrics.ts";
 import { registerConsoleRoutes } from "./routes/console.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
 import { registerRegistryRoutes } from "./routes/registry.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 
-export interface AppLimits {
-  maxBodyBytes: number;
-  maxEntityRows: number;
-}
-
-/** Everything the routes need; the server and the tests build it, so nothing is a module-level singleton. */
-export interface AppDeps {
-  logger: Logger;
-  /** The registry and offline database (Postgres, or PGlite when embedded). */
-  db: Db;
-  registry: RegistryService;
-  snapshots: SnapshotCache;
-  online: OnlineStore;
-  /** The project the Feast-compatible root endpoints act on. */
-  defaultProject: string;
-  limits: AppLimits;
-  /** API-key verifier; absent or null: auth disabled (LARDER_AUTH=disabled, and tests unless they ask for it). */
-  auth?: KeyVerifier | null;
-  /** Prometheus metrics (routes call e.g. `deps.metrics?.served(…)`); createApp makes one when absent. */
-  metrics?: Metrics;
-  /** The stop signal for long-running work (see src/lifecycle.ts); absent in tests that never stop. */
-  lifecycle?: Lifecycle;
-}
-
-export type App = OpenAPIHono<AppEnv>;
+export type { App, AppDeps, AppLimits } from "./app-types.ts";
 
 export function createApp(deps: AppDeps): App {
   const app = new OpenAPIHono<AppEnv>({
@@ -49,6 +20,10 @@ export function createApp(deps: AppDeps): App {
     },
   });
 
+  // What each route needs, from the scopes the routes declare; known once they are all registered (below).
+  let access: ReturnType<typeof accessResolver> = () => {
+    throw new Error("a request before the routes were registered");
+  };
   const metrics = deps.metrics ?? createMetrics({ snapshotAgeSeconds: () => deps.snapshots.ageSeconds() });
   // Routes see the store through the metrics (errors, entities and features served). A copy: the caller's deps stay as given.
   deps = { ...deps, metrics, online: instrumentOnlineStore(deps.online, metrics) };
@@ -58,7 +33,7 @@ export function createApp(deps: AppDeps): App {
       metrics,
       lifecycle: deps.lifecycle,
       auth: deps.auth,
-      defaultProject: deps.defaultProject,
+      access: (method, path) => access(method, path),
       maxBodyBytes: deps.limits.maxBodyBytes,
     }),
   );
@@ -71,5 +46,6 @@ export function createApp(deps: AppDeps): App {
   registerOfflineRoutes(app, deps);
   registerOnlineRoutes(app, deps);
   registerConsoleRoutes(app, deps);
+  access = accessResolver(routeAccess(app), deps.defaultProject);
   return app;
 }

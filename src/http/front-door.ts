@@ -5,6 +5,7 @@ import { matchedRoutes } from "hono/route";
 import type { KeyVerifier } from "../auth/keys.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
+import type { Access } from "./access.ts";
 import { createAuthorizer } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { ApiError, onError } from "./errors.ts";
@@ -17,7 +18,8 @@ export interface FrontDoorOptions {
   metrics: Metrics;
   lifecycle?: Lifecycle;
   auth?: KeyVerifier | null;
-  defaultProject: string;
+  /** What a request needs (see access.ts). */
+  access: (method: string, path: string) => Access | null;
   maxBodyBytes: number;
 }
 
@@ -48,11 +50,11 @@ const PLAIN_JSON_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
  *   nested deeper than MAX_JSON_DEPTH are refused before any validator parses them (the text is cached for them).
  */
 export function frontDoor(opts: FrontDoorOptions): MiddlewareHandler<AppEnv> {
-  const { logger, metrics, lifecycle, auth, defaultProject, maxBodyBytes } = opts;
+  const { logger, metrics, lifecycle, auth, access, maxBodyBytes } = opts;
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", `request body is larger than ${maxBodyBytes} bytes`);
   };
-  const authorize = auth ? createAuthorizer(auth, defaultProject) : null;
+  const authorize = auth ? createAuthorizer(auth, access) : null;
   const limitStreamedBody = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
 
   const readBody = async (c: Context<AppEnv>) => {

@@ -1,9 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { NodeStat } from "../online/node-stats.ts";
 import type { OnlineFeaturesRequest, OnlineStore } from "../online/store.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
-import type { App } from "./app.ts";
+import { scopedRoute } from "./access.ts";
+import type { App } from "./app-types.ts";
 import { toApiError } from "./errors.ts";
 
 export interface MetricsOptions {
@@ -188,12 +189,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 /** `GET /metrics`: Prometheus text, no key needed (scrapers rarely carry one; it holds no feature data). */
 export function registerMetricsRoute(app: App, metrics: Metrics): void {
   app.openapi(
-    createRoute({
+    scopedRoute("public", {
       method: "get",
       path: "/metrics",
       tags: ["system"],
       summary: "Prometheus metrics (text exposition format; no key needed)",
-      security: [],
       responses: { 200: { content: { "text/plain": { schema: z.string() } }, description: "The metrics" } },
     }),
     async (c) => {

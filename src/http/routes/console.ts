@@ -2,7 +2,8 @@ import type { Context } from "hono";
 import { viewerFor } from "../../console/access.ts";
 import { ASSETS, CONTENT_SECURITY_POLICY } from "../../console/assets.ts";
 import { ConsolePages, KINDS, type KindPath, type PageRequest, type PageResult } from "../../console/pages.tsx";
-import type { App, AppDeps } from "../app.ts";
+import { declareScope } from "../access.ts";
+import type { App, AppDeps } from "../app-types.ts";
 import { bearer } from "../auth.ts";
 import type { AppEnv } from "../env.ts";
 import { toApiError } from "../errors.ts";
@@ -18,8 +19,13 @@ const PAGE_HEADERS = {
   vary: "Authorization",
 };
 
-/** GET /ui…: the console (src/console). Public paths (see isConsolePath); each page checks the key it was sent. */
+/**
+ * GET /ui…: the console (src/console). Its pages and assets need no key, like /docs: a page shows data only to a request
+ * whose key may read it, which the console checks itself (src/console/access.ts) with the same verifier and scopes.
+ */
 export function registerConsoleRoutes(app: App, deps: AppDeps) {
+  declareScope(app, "get", "/ui", "public");
+  declareScope(app, "get", "/ui/*", "public");
   const pages = new ConsolePages({
     registry: deps.registry,
     snapshots: deps.snapshots,

@@ -1,8 +1,9 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { getJob, listJobs } from "../../offline/jobs.ts";
 import { type MaterializeRequest, Materializer } from "../../offline/materialize.ts";
 import { historicalFeatures } from "../../offline/pit.ts";
-import type { App, AppDeps } from "../app.ts";
+import { scopedRoute } from "../access.ts";
+import type { App, AppDeps } from "../app-types.ts";
 import { ApiError, ErrorBody, toApiError } from "../errors.ts";
 import { errorResponses, json, ProjectParam } from "../schemas.ts";
 
@@ -90,7 +91,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
   });
 
   app.openapi(
-    createRoute({
+    scopedRoute("read", {
       method: "post",
       path: "/v1/projects/{project}/historical-features",
       tags: ["offline"],
@@ -138,7 +139,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
     const params = native ? { params: ProjectParam } : {};
     const where = native ? "the project" : "the default project (LARDER_PROJECT)";
     app.openapi(
-      createRoute({
+      scopedRoute("write", {
         method: "post",
         path: `${prefix}/materialize`,
         tags: ["offline"],
@@ -167,7 +168,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
       },
     );
     app.openapi(
-      createRoute({
+      scopedRoute("write", {
         method: "post",
         path: `${prefix}/materialize-incremental`,
         tags: ["offline"],
@@ -198,7 +199,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
   }
 
   app.openapi(
-    createRoute({
+    scopedRoute("read", {
       method: "get",
       path: "/v1/projects/{project}/materialization-jobs",
       tags: ["offline"],
@@ -220,7 +221,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
   );
 
   app.openapi(
-    createRoute({
+    scopedRoute("read", {
       method: "get",
       path: "/v1/projects/{project}/materialization-jobs/{id}",
       tags: ["offline"],

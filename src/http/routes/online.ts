@@ -1,7 +1,8 @@
-import { createRoute, type z } from "@hono/zod-openapi";
+import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { push, writeToOnlineStore } from "../../ingest/push.ts";
-import type { App, AppDeps } from "../app.ts";
+import { scopedRoute } from "../access.ts";
+import type { App, AppDeps } from "../app-types.ts";
 import type { AppEnv } from "../env.ts";
 import { zodErrorToApi } from "../errors.ts";
 import {
@@ -40,7 +41,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
   const opts = { maxEntityRows: limits.maxEntityRows };
   for (const path of ["/get-online-features", "/v1/projects/{project}/online-features"]) {
     const native = path.startsWith("/v1");
-    const route = createRoute({
+    const route = scopedRoute("read", {
       method: "post",
       path,
       tags: ["online"],
@@ -71,7 +72,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
   for (const path of ["/push", "/v1/projects/{project}/push"]) {
     const native = path.startsWith("/v1");
     app.openapi(
-      createRoute({
+      scopedRoute("write", {
         method: "post",
         path,
         tags: ["online"],
@@ -90,7 +91,7 @@ export function registerOnlineRoutes(app: App, deps: AppDeps) {
   for (const path of ["/write-to-online-store", "/v1/projects/{project}/write-to-online-store"]) {
     const native = path.startsWith("/v1");
     app.openapi(
-      createRoute({
+      scopedRoute("write", {
         method: "post",
         path,
         tags: ["online"],

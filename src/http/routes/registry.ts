@@ -1,6 +1,7 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { ObjectKind } from "../../registry/definitions.ts";
-import type { App, AppDeps } from "../app.ts";
+import { scopedRoute } from "../access.ts";
+import type { App, AppDeps } from "../app-types.ts";
 import {
   DefinitionsBody,
   errorResponses,
@@ -24,7 +25,7 @@ export function registerRegistryRoutes(app: App, deps: AppDeps) {
   const { registry, snapshots } = deps;
 
   app.openapi(
-    createRoute({
+    scopedRoute("read", {
       method: "get",
       path: "/v1/projects",
       tags: ["registry"],
@@ -36,7 +37,7 @@ export function registerRegistryRoutes(app: App, deps: AppDeps) {
 
   for (const action of ["plan", "apply"] as const) {
     app.openapi(
-      createRoute({
+      scopedRoute("admin", {
         method: "post",
         path: `/v1/projects/{project}/${action}`,
         tags: ["registry"],
@@ -64,7 +65,7 @@ export function registerRegistryRoutes(app: App, deps: AppDeps) {
 
   for (const col of COLLECTIONS) {
     app.openapi(
-      createRoute({
+      scopedRoute("read", {
         method: "get",
         path: `/v1/projects/{project}/${col.path}`,
         tags: ["registry"],
@@ -78,7 +79,7 @@ export function registerRegistryRoutes(app: App, deps: AppDeps) {
       },
     );
     app.openapi(
-      createRoute({
+      scopedRoute("read", {
         method: "get",
         path: `/v1/projects/{project}/${col.path}/{name}`,
         tags: ["registry"],
@@ -92,7 +93,7 @@ export function registerRegistryRoutes(app: App, deps: AppDeps) {
       },
     );
     app.openapi(
-      createRoute({
+      scopedRoute("read", {
         method: "get",
         path: `/v1/projects/{project}/${col.path}/{name}/versions`,
         tags: ["registry"],

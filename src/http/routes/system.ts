@@ -1,5 +1,6 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import type { App, AppDeps } from "../app.ts";
+import { z } from "@hono/zod-openapi";
+import { declareScope, describeScopes, routeAccess, scopedRoute } from "../access.ts";
+import type { App, AppDeps } from "../app-types.ts";
 import { renderDocsPage } from "../docs-page.ts";
 import { json } from "../schemas.ts";
 
@@ -20,19 +21,13 @@ const Health = z
   })
   .openapi("Health");
 
-export const OPENAPI_INFO = {
+const OPENAPI_INFO = {
   openapi: "3.1.0",
   info: {
     title: "Larder",
     version: "0.1.0",
     description:
-      "A Feast-compatible feature store server. The root endpoints act on the server's default project; `/v1/projects/{project}/…` on any.\n\n" +
-      "**Auth.** Unless the server runs with `LARDER_AUTH=disabled`, every endpoint needs `Authorization: Bearer <key>`, except " +
-      "`/health`, `/health/live`, `/metrics`, `/openapi.json` and `/docs`. Keys are made with `larder keys create --scope read|write|admin " +
-      "[--project P]`. Scopes nest: `read` — lookups (get-online-features, online-features, historical-features) and registry reads; " +
-      "`write` — also push, write-to-online-store, materialize*; `admin` — also plan and apply. A key made with `--project P` works " +
-      "only on project P (the root endpoints act on the server's `LARDER_PROJECT`). No, unknown or revoked key: 401; " +
-      "a key without the scope or for another project: 403.",
+      "A Feast-compatible feature store server. The root endpoints act on the server's default project; `/v1/projects/{project}/…` on any.",
   },
   security: [{ apiKey: [] }],
 };
@@ -44,12 +39,11 @@ export function registerSystemRoutes(app: App, deps: AppDeps) {
     description: "An API key made with `larder keys create` (`lk_<id>_<secret>`)",
   });
   app.openapi(
-    createRoute({
+    scopedRoute("public", {
       method: "get",
       path: "/health",
       tags: ["system"],
       summary: "Ready when the registry is loaded and the online store answers (no key needed)",
-      security: [],
       responses: { 200: json(Health, "Healthy"), 503: json(Health, "Something is wrong") },
     }),
     async (c) => {
@@ -77,19 +71,31 @@ export function registerSystemRoutes(app: App, deps: AppDeps) {
   );
 
   app.openapi(
-    createRoute({
+    scopedRoute("public", {
       method: "get",
       path: "/health/live",
       tags: ["system"],
       summary: "Liveness: 200 while the process runs, whatever the stores do (no key needed)",
-      security: [],
       responses: { 200: json(z.object({ status: z.literal("ok") }).openapi("Live"), "Alive") },
     }),
     (c) => c.json({ status: "ok" as const }, 200),
   );
 
-  app.doc31("/openapi.json", OPENAPI_INFO);
+  // The auth paragraph is written from the routes' declared scopes, once they are all registered (at the first request).
+  let info: typeof OPENAPI_INFO | undefined;
+  app.doc31("/openapi.json", () => {
+    info ??= {
+      ...OPENAPI_INFO,
+      info: {
+        ...OPENAPI_INFO.info,
+        description: `${OPENAPI_INFO.info.description}\n\n${describeScopes(routeAccess(app))}`,
+      },
+    };
+    return info;
+  });
+  declareScope(app, "get", "/openapi.json", "public");
   app.get("/docs", (c) => c.html(renderDocsPage()));
+  declareScope(app, "get", "/docs", "public");
 }
 
 export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
