@@ -16,7 +16,6 @@ export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 
 export interface Database {
   db: Db;
-  driver: "pg" | "pglite";
   migrate(): Promise<void>;
   close(): Promise<void>;
   /** Only for the node-postgres driver: raw clients for cursors and COPY-like streaming. */
@@ -125,7 +124,6 @@ export function connectPostgres(url: string, opts: PgOptions = {}): Database {
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     db,
-    driver: "pg",
     pool,
     migrate: () => migratePg(db as never, MIGRATION_CONFIG),
     close: () => pool.end(),
@@ -168,7 +166,6 @@ export async function openPgliteAt(dir: string, lock?: DataDirLock): Promise<Dat
   const db = drizzle(client, { schema }) as unknown as Db;
   return {
     db,
-    driver: "pglite",
     pglite: client,
     ...(lock ? { lock } : {}),
     migrate: () => migrate(db as never, MIGRATION_CONFIG),

@@ -16,7 +16,6 @@ import { formatTimestampMicros } from "../values.ts";
 export const SEP = "\x1f";
 /** Index of the first feature fragment in a split value. */
 export const FIRST_VALUE = 4;
-export const HEADER_EVENT = 0;
 export const HEADER_LAYOUT = 2;
 export const HEADER_TS_JSON = 3;
 

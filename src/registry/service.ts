@@ -51,8 +51,6 @@ export interface RegistryDeps {
   introspect?: SourceIntrospector;
 }
 
-export const REGISTRY_CHANNEL = "larder_registry";
-
 const KIND_ORDER = new Map(OBJECT_KINDS.map((k, i) => [k, i]));
 const iso = (d: Date | string) => (d instanceof Date ? d : new Date(d)).toISOString();
 
@@ -109,7 +107,6 @@ export class RegistryService {
         .where(eq(projects.name, project))
         .returning({ v: projects.registryVersion });
       plan.registry_version = row?.v ?? 0;
-      if (changed.length) await tx.execute(sql`SELECT pg_notify(${REGISTRY_CHANNEL}, ${project})`);
       this.deps.logger.info({ project, summary: plan.summary, version: plan.registry_version }, "registry applied");
       return plan;
     });
