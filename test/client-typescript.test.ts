@@ -82,7 +82,7 @@ describe("TypeScript client against a real server", () => {
         acc_rate: [0.75, null],
       },
     });
-    expect(pushed).toEqual({ rows: 2 });
+    expect(pushed).toEqual({ rows: 2, written: 2, skipped_older: 0 });
     const answer = await c.getOnlineFeatures<{ driver_id: number; conv_rate: number | null; acc_rate: number | null }>({
       features: ["driver_hourly_stats_fresh:conv_rate", "driver_hourly_stats_fresh:acc_rate"],
       entities: { driver_id: [7001, "7002", 7999] },

@@ -147,6 +147,17 @@ export class OnlineFeatures<R extends object = Record<string, unknown>> implemen
   }
 }
 
+/**
+ * What a push or write answers. `rows`: the frame's rows (as Feast answers). `written` / `skipped_older`: online rows
+ * (one per frame row and online feature view it feeds) stored, or left alone because the store held a newer value;
+ * absent with `to: "offline"`.
+ */
+export interface RowsWritten {
+  rows: number;
+  written?: number;
+  skipped_older?: number;
+}
+
 export interface PushRequest {
   pushSourceName: string;
   df: Frame;
@@ -449,7 +460,7 @@ export class LarderClient {
    * online store never replaces a value with an older one, so a resent push leaves the same state. A push that also
    * goes offline appends to the batch table, so it is resent only when the server surely did not get it.
    */
-  push(req: PushRequest, call?: CallOptions): Promise<{ rows: number }> {
+  push(req: PushRequest, call?: CallOptions): Promise<RowsWritten> {
     const to = req.to ?? "online";
     return this.request("POST", this.path("/push"), {
       ...call,
@@ -459,7 +470,7 @@ export class LarderClient {
   }
 
   /** Writes rows of one feature view to the online store (idempotent for the same reason as `push`). */
-  writeToOnlineStore(req: WriteToOnlineStoreRequest, call?: CallOptions): Promise<{ rows: number }> {
+  writeToOnlineStore(req: WriteToOnlineStoreRequest, call?: CallOptions): Promise<RowsWritten> {
     return this.request("POST", this.path("/write-to-online-store"), {
       ...call,
       body: { feature_view_name: req.featureViewName, df: req.df },
