@@ -9,7 +9,9 @@
  * - client: `client.getOnlineFeatures(...)` (request id, time budget, retry bookkeeping, LarderError mapping), and
  *   `rows()` on the answer in both modes so that both hand the caller the same thing.
  * Rounds of BENCH_SECONDS alternate between the two (BENCH_ROUNDS each), so load from elsewhere on a shared machine
- * lands on both alike; throughputs are pooled. Target: the client's throughput is within 5% of raw fetch's.
+ * lands on both alike; throughputs are pooled. Target: the client's throughput is within 5% of raw fetch's. Beside it,
+ * the CPU time this process spends per call in each mode (fetch, JSON, the client's own work, rows()): on a machine
+ * loaded by others the throughput ratio wanders, the client's CPU cost per call much less.
  *
  * Env: BENCH_PG_ADMIN, REDIS_URL, BENCH_SECONDS (default 2), BENCH_ROUNDS (default 6), BENCH_CONNECTIONS (default 16).
  */
@@ -67,6 +69,7 @@ async function closedLoop(call: Call, seconds: number) {
   let n = 0;
   let errors = 0;
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async () => {
       while (performance.now() < until) {
@@ -80,7 +83,14 @@ async function closedLoop(call: Call, seconds: number) {
       }
     }),
   );
-  return { calls: latencies.length, seconds: (performance.now() - started) / 1000, latencies, errors };
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    calls: latencies.length,
+    seconds: (performance.now() - started) / 1000,
+    latencies,
+    errors,
+    cpuMicros: cpu.user + cpu.system,
+  };
 }
 
 async function main(): Promise<number> {
@@ -157,8 +167,8 @@ async function main(): Promise<number> {
     await closedLoop(raw, 1);
     await closedLoop(viaClient, 1);
     const acc = {
-      raw: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0 },
-      client: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0 },
+      raw: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
+      client: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
     };
     for (let r = 0; r < ROUNDS; r++) {
       log(`${s.name}: round ${r + 1}/${ROUNDS}…`);
@@ -169,12 +179,14 @@ async function main(): Promise<number> {
         a.calls += m.calls;
         a.seconds += m.seconds;
         a.errors += m.errors;
+        a.cpuMicros += m.cpuMicros;
         for (const x of m.latencies) a.latencies.push(x);
       }
     }
     const rps = (m: typeof acc.raw) => m.calls / m.seconds;
     const ratio = rps(acc.client) / rps(acc.raw);
     const pct = (m: typeof acc.raw, q: number) => quantile(m.latencies, q).toFixed(2);
+    const cpuPerCall = (m: typeof acc.raw) => m.cpuMicros / Math.max(1, m.calls);
     rows.push([
       s.name,
       rps(acc.raw).toFixed(0),
@@ -183,6 +195,7 @@ async function main(): Promise<number> {
       `${((1 - ratio) * 100).toFixed(1)}%`,
       `${pct(acc.raw, 0.5)} / ${pct(acc.raw, 0.99)}`,
       `${pct(acc.client, 0.5)} / ${pct(acc.client, 0.99)}`,
+      `${cpuPerCall(acc.raw).toFixed(0)} / ${cpuPerCall(acc.client).toFixed(0)}`,
       `${acc.raw.errors} / ${acc.client.errors}`,
     ]);
     const ok = ratio >= TARGET && acc.client.errors === 0;
@@ -198,6 +211,7 @@ async function main(): Promise<number> {
     "client overhead",
     "raw p50/p99 ms",
     "client p50/p99 ms",
+    "caller CPU µs/call raw / client",
     "errors raw / client",
   ];
   console.log(

@@ -196,6 +196,15 @@ export interface MaterializationJob {
   rows_read: number;
   rows_written: number;
   duration_ms: number | null;
+  /** A job split into partitions (distributed materialisation): each one's progress. */
+  partitions?: {
+    index: number;
+    status: JobStatus;
+    rows_read: number;
+    rows_written: number;
+    worker: string | null;
+    attempts: number;
+  }[];
   [k: string]: unknown;
 }
 
