@@ -296,7 +296,8 @@ class LarderClient:
         return answer
 
     def push(self, push_source_name: str, df: Frame, to: str = "online", *, timeout: Optional[float] = None) -> Dict[str, int]:
-        """Writes rows to every feature view fed by the push source.
+        """Writes rows to every feature view fed by the push source. Answers ``{"rows", "written", "skipped_older"}``
+        (``written``/``skipped_older``: online rows stored, or left alone because the store held a newer value).
 
         Resent after a lost connection when it goes online only: the online store never replaces a value with an
         older one, so a second copy changes nothing. A push that goes offline appends to the batch table, so it is

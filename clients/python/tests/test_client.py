@@ -118,7 +118,7 @@ class ClientTest(unittest.TestCase):
                 "acc_rate": [0.75, None],
             },
         )
-        self.assertEqual(pushed, {"rows": 2})
+        self.assertEqual(pushed, {"rows": 2, "written": 2, "skipped_older": 0})
         answer = c.get_online_features(
             features=["driver_hourly_stats_fresh:conv_rate", "driver_hourly_stats_fresh:acc_rate"],
             entities={"driver_id": [7101, "7102", 7999]},
@@ -144,7 +144,7 @@ class ClientTest(unittest.TestCase):
         df = FakeDataFrame(
             {"driver_id": [7201], "event_timestamp": [NOW.replace(tzinfo=None)], "conv_rate": [0.125], "acc_rate": [float("nan")]}
         )
-        self.assertEqual(c.push("driver_stats_push", df), {"rows": 1})
+        self.assertEqual(c.push("driver_stats_push", df)["rows"], 1)
         rows = c.get_online_features(
             features=["driver_hourly_stats_fresh:conv_rate", "driver_hourly_stats_fresh:acc_rate"],
             entities=FakeDataFrame({"driver_id": [7201]}),
