@@ -8,6 +8,7 @@
  * the request to the last byte of the body. The floor, measured in the same run: the JSON API's
  * `GET /v1/projects/bench/feature-views` (the same registry read the views page makes, without rendering). Prints
  * p50/p99 per page and the ratio of its p50 to the floor's; the target is < 50 ms p50 per page (printed, not asserted).
+ * Env: BENCH_N, BENCH_PAGES (comma-separated parts of page paths, to time only those), BENCH_PG_ADMIN, REDIS_URL.
  */
 import { sql } from "drizzle-orm";
 import { ApiKeyStore, KeyCache } from "../src/auth/keys.ts";
@@ -130,7 +131,7 @@ async function main(): Promise<number> {
   };
 
   const floorPath = `/v1/projects/${PROJECT}/feature-views`;
-  const pages = [
+  const allPages = [
     "/ui",
     `/ui/p/${PROJECT}`,
     `/ui/p/${PROJECT}/entities`,
@@ -145,6 +146,9 @@ async function main(): Promise<number> {
     `/ui/p/${PROJECT}/playground?service=service_10&key.e0_id=1,2,3&key.e2_id=4,5,6&key.e4_id=7,8,9`,
     "/ui/search?q=feature_3",
   ];
+  // BENCH_PAGES=feature-views,lineage: only the pages whose path contains one of these
+  const only = process.env.BENCH_PAGES?.split(",").filter(Boolean);
+  const pages = only ? allPages.filter((p) => only.some((o) => p.includes(o))) : allPages;
   log(`timing ${pages.length} pages × ${N} (after 5 warm-ups), and the floor…`);
   const floor = quantile(await time(floorPath), 0.5);
   const rows: string[][] = [];

@@ -22,10 +22,10 @@ let page: Page;
 let problems: string[];
 const key = { read: "", write: "" };
 
-async function shot(name: string, p: Page = page) {
+async function shot(name: string, p: Page = page, fullPage = false) {
   if (!SHOTS) return;
   await mkdir(SHOTS, { recursive: true });
-  await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+  await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 const heading = (p: Page = page) => p.locator("main h1");
@@ -249,7 +249,7 @@ describe("console in a real browser", { timeout: 90_000 }, () => {
     expect(curl).toContain('"feature_service":"driver_activity"');
     expect(curl).toContain('"driver_id":[1001,9999]');
     expect(await page.locator("#snippet-py").textContent()).toContain('feature_service="driver_activity"');
-    await shot("playground");
+    await shot("playground", page, true);
 
     // features instead of a service, and a bad key type is a message, not a crash
     await page.getByLabel("Feature service").selectOption("");

@@ -235,7 +235,10 @@ export class ConsolePages {
     const k = KINDS[path]!;
     return this.guarded(req, { title: `${k.many} · ${project}`, project, section: k.section }, async () => {
       const snap = await this.projectSnapshot(project);
-      const objects = await this.deps.registry.list(project, k.kind);
+      const versions = await this.deps.registry.currentVersions(project, k.kind);
+      const objects = [...versions]
+        .map(([name, version]) => ({ name, version }))
+        .sort((x, y) => x.name.localeCompare(y.name));
       return (
         <>
           <h1>{k.many}</h1>
@@ -537,7 +540,9 @@ function Highlight({ text, q }: { text: string; q: string }) {
   );
 }
 
-function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: ObjectKind; objects: StoredObject[] }) {
+type Listed = { name: string; version: number };
+
+function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: ObjectKind; objects: Listed[] }) {
   const p = snap.project;
   const head = (cols: string[]) => (
     <thead>
@@ -548,7 +553,7 @@ function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: Obje
       </tr>
     </thead>
   );
-  const name = (o: StoredObject) => (
+  const name = (o: Listed) => (
     <th scope="row">
       <ObjLink project={p} kind={kind} name={o.name} />
     </th>
@@ -998,8 +1003,9 @@ export function JobsTable({ project, jobs }: { project: string; jobs: JobInfo[] 
                       <ObjLink project={project} kind="feature_view" name={j.feature_view} />
                     </td>
                     <td>{j.kind}</td>
-                    <td class="mono">
-                      {j.start_ts} → {j.end_ts}
+                    <td class="window">
+                      <Time iso={j.start_ts} />
+                      <br />→ <Time iso={j.end_ts} />
                     </td>
                     <td>
                       <StatusBadge status={j.status} />

@@ -229,6 +229,19 @@ export class RegistryService {
     return rows.map((r) => toStored(kind, r));
   }
 
+  /**
+   * Each object's current version, by name: what a listing shows beside the snapshot, without reading every spec.
+   * An unknown project has none (callers that must tell it apart check the snapshot, as the console does).
+   */
+  async currentVersions(project: string, kind: ObjectKind): Promise<Map<string, number>> {
+    const table = TABLE_OF[kind];
+    const rows = await this.deps.db
+      .select({ name: table.name, version: table.version })
+      .from(table)
+      .where(eq(table.project, project));
+    return new Map(rows.map((r) => [r.name, r.version]));
+  }
+
   async get(project: string, kind: ObjectKind, name: string): Promise<StoredObject> {
     await this.requireProject(project);
     const table = TABLE_OF[kind];
