@@ -138,7 +138,7 @@ py_compile.compile(${JSON.stringify(file)}, doraise=True)
 sys.path[:0] = [${JSON.stringify(path.join(ROOT, "clients/python"))}, ${JSON.stringify(out)}]
 from larder_client import LarderClient
 from larder_features import LarderFeatures, PROJECT, REGISTRY_VERSION
-f = LarderFeatures(LarderClient(sys.argv[1], project=PROJECT))
+f = LarderFeatures(LarderClient(sys.argv[1]))  # no project: the accessors use PROJECT
 fresh = f.views.driver_hourly_stats_fresh([{"driver_id": 1001}, {"driver_id": 4242}])
 typed = f.views.typed([{"driver_id": ${BIG}}])[0]
 service = f.services.typed_service_response([{"driver_id": ${BIG}, "customer_id": "c1"}]).to_rows_with_status()[0]
@@ -182,7 +182,7 @@ print(json.dumps({
 
     // the accessors, run: int64 beyond 2^53 as bigint, within as number
     const mod = await import(path.join(v1, "larder-features.ts"));
-    const features = new mod.LarderFeatures(new LarderClient({ url: server.url, project: "demo" }));
+    const features = new mod.LarderFeatures(new LarderClient({ url: server.url, project: "elsewhere" }));
     const typed = await features.views.typed([{ driver_id: BigInt(BIG) }, { driver_id: 5 }]);
     expect(typed.rows()[0]).toMatchObject({
       driver_id: BigInt(BIG),

@@ -136,10 +136,12 @@ ${cls("_Services", services)}
 class LarderFeatures:
     """The accessors: LarderFeatures(client).views.<view>(keys) and .services.<service>(keys).
 
-    Give it a client for project "${m.project}": LarderClient(url, api_key=..., project=PROJECT).
+    They act on project "${m.project}" whatever project the client was made for (the same client, pointed at PROJECT).
     """
 
     def __init__(self, client: LarderClient) -> None:
+        if client.project != PROJECT:
+            client = client.with_project(PROJECT)
         self.client = client
         self.views = _Views(client)
         self.services = _Services(client)

@@ -109,11 +109,14 @@ export const REGISTRY_VERSION = ${m.registry_version};
 `;
   for (const a of m.accessors) out += `${accessorTypes(a, m)}\n`;
   out += `/**
- * The accessors: \`new LarderFeatures(client).views.<view>(keys)\` and \`.services.<service>(keys)\`. Give it a client
- * for project "${m.project}" (\`new LarderClient({ url, apiKey, project: PROJECT })\`).
+ * The accessors: \`new LarderFeatures(client).views.<view>(keys)\` and \`.services.<service>(keys)\`. They act on
+ * project "${m.project}" whatever project the client was made for (the same client, pointed at PROJECT).
  */
 export class LarderFeatures {
-  constructor(readonly client: LarderClient) {}
+  readonly client: LarderClient;
+  constructor(client: LarderClient) {
+    this.client = client.project === PROJECT ? client : client.withProject(PROJECT);
+  }
 
   readonly views = {
 ${views.map((a) => accessorMethod(a, m)).join("")}  };
