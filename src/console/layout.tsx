@@ -182,3 +182,22 @@ export function formatTtl(seconds: number): string {
   }
   return `${out} (${seconds} s)`;
 }
+
+/** A table's header row; a column named `#Rows read` is numeric (right-aligned), without the `#`. */
+export function Head({ cols }: { cols: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) =>
+          c.startsWith("#") ? (
+            <th scope="col" class="num">
+              {c.slice(1)}
+            </th>
+          ) : (
+            <th scope="col">{c}</th>
+          ),
+        )}
+      </tr>
+    </thead>
+  );
+}

@@ -9,7 +9,7 @@ import type { ObjectVersion, RegistryService, StoredObject } from "../registry/s
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import type { SnapshotCache } from "../registry/snapshot-cache.ts";
 import { can, canRead, type Viewer } from "./access.ts";
-import { formatTtl, KeyPrompt, Layout, projectHref, type Section, StatusBadge, Tags, Text } from "./layout.tsx";
+import { formatTtl, Head, KeyPrompt, Layout, projectHref, type Section, StatusBadge, Tags, Text } from "./layout.tsx";
 import { Lineage } from "./lineage.tsx";
 import { PlaygroundPage, type PlaygroundQuery } from "./playground.tsx";
 import { searchSnapshots } from "./search.ts";
@@ -146,27 +146,17 @@ export class ConsolePages {
             <div class="scroll">
               <table>
                 <caption class="sr-only">Projects</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Project</th>
-                    <th scope="col" class="num">
-                      Entities
-                    </th>
-                    <th scope="col" class="num">
-                      Data sources
-                    </th>
-                    <th scope="col" class="num">
-                      Feature views
-                    </th>
-                    <th scope="col" class="num">
-                      Feature services
-                    </th>
-                    <th scope="col" class="num">
-                      Registry version
-                    </th>
-                    <th scope="col">Last change</th>
-                  </tr>
-                </thead>
+                <Head
+                  cols={[
+                    "Project",
+                    "#Entities",
+                    "#Data sources",
+                    "#Feature views",
+                    "#Feature services",
+                    "#Registry version",
+                    "Last change",
+                  ]}
+                />
                 <tbody>
                   {all.map((p, i) => {
                     const s = snaps[i]!;
@@ -328,15 +318,7 @@ export class ConsolePages {
           <div class="scroll">
             <table>
               <caption class="sr-only">Every version</caption>
-              <thead>
-                <tr>
-                  <th scope="col" class="num">
-                    Version
-                  </th>
-                  <th scope="col">Change</th>
-                  <th scope="col">When</th>
-                </tr>
-              </thead>
+              <Head cols={["#Version", "Change", "When"]} />
               <tbody>
                 {[...versions].reverse().map((v) => (
                   <tr>
@@ -352,26 +334,8 @@ export class ConsolePages {
           </div>
           <h2 id="diff">Compare two versions</h2>
           <form method="get" action={`${objectHref(project, k.kind, name)}/versions`} class="row">
-            <div>
-              <label for="va">From version</label>
-              <select id="va" name="a">
-                {versions.map((v) => (
-                  <option value={String(v.version)} selected={v.version === a.version}>
-                    {`${v.version} (${v.change})`}
-                  </option>
-                ))}
-              </select>
-            </div>
-            <div>
-              <label for="vb">To version</label>
-              <select id="vb" name="b">
-                {versions.map((v) => (
-                  <option value={String(v.version)} selected={v.version === b.version}>
-                    {`${v.version} (${v.change})`}
-                  </option>
-                ))}
-              </select>
-            </div>
+            <VersionSelect id="va" name="a" label="From version" versions={versions} selected={a.version} />
+            <VersionSelect id="vb" name="b" label="To version" versions={versions} selected={b.version} />
             <button type="submit">Compare</button>
           </form>
           <p role="status">
@@ -489,14 +453,7 @@ export class ConsolePages {
             <div class="scroll">
               <table>
                 <caption class="sr-only">Results</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Kind</th>
-                    <th scope="col">Project</th>
-                    <th scope="col">Matched</th>
-                  </tr>
-                </thead>
+                <Head cols={["Name", "Kind", "Project", "Matched"]} />
                 <tbody>
                   {hits.map((h) => {
                     const [obj, feature] = h.kind === "feature" ? h.name.split(":") : [h.name, undefined];
@@ -527,6 +484,27 @@ export class ConsolePages {
   }
 }
 
+function VersionSelect(props: {
+  id: string;
+  name: string;
+  label: string;
+  versions: ObjectVersion[];
+  selected: number;
+}) {
+  return (
+    <div>
+      <label for={props.id}>{props.label}</label>
+      <select id={props.id} name={props.name}>
+        {props.versions.map((v) => (
+          <option value={String(v.version)} selected={v.version === props.selected}>
+            {`${v.version} (${v.change})`}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 function Highlight({ text, q }: { text: string; q: string }) {
   const i = text.toLowerCase().indexOf(q.trim().toLowerCase());
   if (i < 0 || !q.trim()) return <>{text}</>;
@@ -544,15 +522,7 @@ type Listed = { name: string; version: number };
 
 function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: ObjectKind; objects: Listed[] }) {
   const p = snap.project;
-  const head = (cols: string[]) => (
-    <thead>
-      <tr>
-        {cols.map((c) => (
-          <th scope="col">{c}</th>
-        ))}
-      </tr>
-    </thead>
-  );
+  const head = (cols: string[]) => <Head cols={cols} />;
   const name = (o: Listed) => (
     <th scope="row">
       <ObjLink project={p} kind={kind} name={o.name} />
@@ -839,14 +809,7 @@ function KindSections(props: { snap: RegistrySnapshot; obj: StoredObject; jobs: 
         <div class="scroll">
           <table>
             <caption class="sr-only">Features of {v.name}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Feature</th>
-                <th scope="col">Dtype</th>
-                <th scope="col">Description</th>
-                <th scope="col">Tags</th>
-              </tr>
-            </thead>
+            <Head cols={["Feature", "Dtype", "Description", "Tags"]} />
             <tbody>
               {v.spec.schema.map((f) => (
                 <tr id={`f-${f.name}`}>
@@ -910,14 +873,7 @@ function KindSections(props: { snap: RegistrySnapshot; obj: StoredObject; jobs: 
       <div class="scroll">
         <table>
           <caption class="sr-only">Features of {s.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Feature view</th>
-              <th scope="col">Feature</th>
-              <th scope="col">Dtype</th>
-              <th scope="col">Description</th>
-            </tr>
-          </thead>
+          <Head cols={["Feature view", "Feature", "Dtype", "Description"]} />
           <tbody>
             {s.features.map((f) => (
               <tr>
@@ -970,25 +926,19 @@ export function JobsTable({ project, jobs }: { project: string; jobs: JobInfo[] 
       <div class="scroll">
         <table>
           <caption class="sr-only">Materialisation jobs</caption>
-          <thead>
-            <tr>
-              <th scope="col">Started</th>
-              <th scope="col">Feature view</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Window</th>
-              <th scope="col">Status</th>
-              <th scope="col">Progress</th>
-              <th scope="col" class="num">
-                Rows read
-              </th>
-              <th scope="col" class="num">
-                Rows written
-              </th>
-              <th scope="col" class="num">
-                Duration
-              </th>
-            </tr>
-          </thead>
+          <Head
+            cols={[
+              "Started",
+              "Feature view",
+              "Kind",
+              "Window",
+              "Status",
+              "Progress",
+              "#Rows read",
+              "#Rows written",
+              "#Duration",
+            ]}
+          />
           <tbody>
             {jobs.map((j) => {
               const parts = (j as JobInfo & { partitions?: Partition[] }).partitions ?? [];
@@ -1033,24 +983,7 @@ export function JobsTable({ project, jobs }: { project: string; jobs: JobInfo[] 
                       <td colspan={9}>
                         <table>
                           <caption class="sr-only">Partitions of job {j.id}</caption>
-                          <thead>
-                            <tr>
-                              <th scope="col" class="num">
-                                Partition
-                              </th>
-                              <th scope="col">Status</th>
-                              <th scope="col" class="num">
-                                Rows read
-                              </th>
-                              <th scope="col" class="num">
-                                Rows written
-                              </th>
-                              <th scope="col">Worker</th>
-                              <th scope="col" class="num">
-                                Attempts
-                              </th>
-                            </tr>
-                          </thead>
+                          <Head cols={["#Partition", "Status", "#Rows read", "#Rows written", "Worker", "#Attempts"]} />
                           <tbody>
                             {parts.map((x) => (
                               <tr>

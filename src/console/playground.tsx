@@ -2,7 +2,7 @@
 import { DomainError } from "../errors.ts";
 import type { OnlineFeaturesRequest, OnlineStore } from "../online/store.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
-import { projectHref, StatusBadge } from "./layout.tsx";
+import { Head, projectHref, StatusBadge } from "./layout.tsx";
 
 export interface PlaygroundQuery {
   service: string | undefined;
@@ -100,13 +100,7 @@ function AnswerTable({ answer }: { answer: Answer }) {
     <div class="scroll">
       <table id="answer">
         <caption class="sr-only">The answer: one row per entity row</caption>
-        <thead>
-          <tr>
-            {names.map((n) => (
-              <th scope="col">{n}</th>
-            ))}
-          </tr>
-        </thead>
+        <Head cols={names} />
         <tbody>
           {Array.from({ length: rows }, (_, r) => (
             <tr>

@@ -75,54 +75,25 @@ export function registerConsoleRoutes(app: App, deps: AppDeps) {
   const unknownPage = (req: PageRequest, c: Context<AppEnv>) =>
     pages.error(req, 404, `There is no console page at ${c.req.path}.`, c.req.param("project"));
 
-  app.get(
-    "/ui",
-    page((req) => pages.projects(req)),
-  );
-  app.get(
-    "/ui/",
-    page((req) => pages.projects(req)),
-  );
-  app.get(
-    "/ui/search",
-    page((req) => pages.search(req)),
-  );
-  app.get(
-    "/ui/p/:project",
-    page((req, c) => pages.overview(req, project(c))),
-  );
-  app.get(
-    "/ui/p/:project/lineage",
-    page((req, c) => pages.lineage(req, project(c))),
-  );
-  app.get(
-    "/ui/p/:project/jobs",
-    page((req, c) => pages.jobs(req, project(c))),
-  );
-  app.get(
-    "/ui/p/:project/playground",
-    page((req, c) => pages.playground(req, project(c))),
-  );
-  app.get(
-    "/ui/p/:project/:kind",
-    page((req, c) => {
+  /** A page about one kind of object (`entities`, `feature-views`, …); another word there is an unknown page. */
+  const byKind =
+    (render: (req: PageRequest, project: string, kind: KindPath, c: Context<AppEnv>) => Promise<PageResult>) =>
+    (req: PageRequest, c: Context<AppEnv>) => {
       const kind = kindOf(c);
-      return kind ? pages.list(req, project(c), kind) : unknownPage(req, c);
-    }),
-  );
-  app.get(
-    "/ui/p/:project/:kind/:name",
-    page((req, c) => {
-      const kind = kindOf(c);
-      return kind ? pages.detail(req, project(c), kind, name(c)) : unknownPage(req, c);
-    }),
-  );
-  app.get(
-    "/ui/p/:project/:kind/:name/versions",
-    page((req, c) => {
-      const kind = kindOf(c);
-      return kind ? pages.versions(req, project(c), kind, name(c)) : unknownPage(req, c);
-    }),
-  );
-  app.get("/ui/*", page(unknownPage));
+      return kind ? render(req, project(c), kind, c) : unknownPage(req, c);
+    };
+  const routes: [string, (req: PageRequest, c: Context<AppEnv>) => Promise<PageResult>][] = [
+    ["/ui", (req) => pages.projects(req)],
+    ["/ui/", (req) => pages.projects(req)],
+    ["/ui/search", (req) => pages.search(req)],
+    ["/ui/p/:project", (req, c) => pages.overview(req, project(c))],
+    ["/ui/p/:project/lineage", (req, c) => pages.lineage(req, project(c))],
+    ["/ui/p/:project/jobs", (req, c) => pages.jobs(req, project(c))],
+    ["/ui/p/:project/playground", (req, c) => pages.playground(req, project(c))],
+    ["/ui/p/:project/:kind", byKind((req, p, kind) => pages.list(req, p, kind))],
+    ["/ui/p/:project/:kind/:name", byKind((req, p, kind, c) => pages.detail(req, p, kind, name(c)))],
+    ["/ui/p/:project/:kind/:name/versions", byKind((req, p, kind, c) => pages.versions(req, p, kind, name(c)))],
+    ["/ui/*", unknownPage],
+  ];
+  for (const [path, render] of routes) app.get(path, page(render));
 }
