@@ -432,6 +432,58 @@ describe("jobs: failures, conflicts, the record", () => {
     expect(info.status).toBe("succeeded");
   });
 
+  it("a job split in partitions: disjoint slices that cover every entity, each recorded", async () => {
+    const snap = await t.deps.snapshots.get("m");
+    await pgc.query(
+      `INSERT INTO public.mat_a SELECT 5000000 + g, '2027-01-01Z', NULL, g, g FROM generate_series(1, 300) g`,
+    );
+    const m = new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger(), owner: "test:parts" });
+    const req = { kind: "window" as const, start: "2027-01-01", end: "2027-01-02", views: ["a"] };
+    const whole = await m.materialize(snap, req);
+    const { started, jobs } = await m.start(snap, req, { partitions: 3 });
+    expect(jobs[0]!.status).toBe("running");
+    expect(jobs[0]!.partitions.map((p) => [p.index, p.status, p.attempts])).toEqual([
+      [0, "queued", 0],
+      [1, "queued", 0],
+      [2, "queued", 0],
+    ]);
+    const info = await m.run(started[0]!);
+    expect(info.status).toBe("succeeded");
+    expect(whole.jobs[0]!.rows_read).toBe(300);
+    expect(info.rows_read).toBe(300);
+    expect(info.partitions).toHaveLength(3);
+    for (const p of info.partitions) {
+      expect(p).toMatchObject({ status: "succeeded", worker: "test:parts", attempts: 1, error: null });
+      // each slice holds a share of the entities, none holds them all
+      expect(p.rows_read).toBeGreaterThan(0);
+      expect(p.rows_read).toBeLessThan(info.rows_read);
+    }
+    expect(info.partitions.reduce((n, p) => n + p.rows_read, 0)).toBe(info.rows_read);
+    const got = await t.call("GET", `/v1/projects/m/materialization-jobs/${info.id}`);
+    expect(Jobs.shape.jobs.element.parse(got.body)).toEqual(info);
+  });
+
+  it("a cancelled job ends cancelled, and its partitions are not run", async () => {
+    const snap = await t.deps.snapshots.get("m");
+    const m = new Materializer({ db: t.deps.db, online: t.online, logger: silentLogger() });
+    const { started } = await m.start(
+      snap,
+      { kind: "window", start: "2024-01-01", end: "2024-01-02", views: ["a"] },
+      {
+        partitions: 2,
+      },
+    );
+    const cancelled = await m.jobs.cancel(started[0]!.id, "m");
+    expect(cancelled).toMatchObject({ status: "cancelled", finished_at: expect.any(String) });
+    expect(cancelled!.partitions.map((p) => p.status)).toEqual(["cancelled", "cancelled"]);
+    const info = await m.run(started[0]!);
+    expect(info.status).toBe("cancelled");
+    expect(info.partitions.every((p) => p.attempts === 0)).toBe(true);
+    // the view is free again
+    const res = await t.call("POST", "/v1/projects/m/materialize", { ...WINDOW, feature_views: ["a"] });
+    expect(res.status).toBe(200);
+  });
+
   it("?async=true answers 202 at once; the job ends in the record", async () => {
     const res = await t.call("POST", "/v1/projects/m/materialize?async=true", { ...WINDOW, feature_views: ["a"] });
     expect(res.status).toBe(202);

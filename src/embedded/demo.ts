@@ -6,7 +6,7 @@ import YAML from "yaml";
 import { ApiKeyStore } from "../auth/keys.ts";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
-import type { JobInfo } from "../offline/jobs.ts";
+import type { MaterializationJob } from "../offline/job.ts";
 import { Materializer } from "../offline/materialize.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { RegistryService } from "../registry/service.ts";
@@ -35,7 +35,7 @@ export interface DemoDeps {
 export interface DemoResult {
   project: string;
   changes: { create: number; update: number; delete: number; unchanged: number };
-  jobs: JobInfo[];
+  jobs: MaterializationJob[];
   /** A read key for the project, shown once (null when auth is disabled). */
   key: string | null;
 }

@@ -6,13 +6,14 @@
 import { hostname } from "node:os";
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { pgCode, pgMessage } from "../db/errors.ts";
-import { conflict, invalid } from "../errors.ts";
+import { pgMessage } from "../db/errors.ts";
+import { invalid } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
-import { getJob, JOB_COLUMNS, type JobInfo, type JobRow, jobRowToInfo } from "./jobs.ts";
+import type { MaterializationJob } from "./job.ts";
+import { JobStore } from "./job-store.ts";
 import { epochMicros, ident, rowsOf, sourceRelationText, timestampLiteral } from "./sql.ts";
 
 export interface MaterializeDeps {
@@ -34,11 +35,11 @@ export interface MaterializeDeps {
   /** Background (async) runs are handed here, so the server waits for them before it exits. */
   track?: (work: Promise<unknown>) => void;
   /** Told of every job's end (metrics). */
-  onJobEnd?: (job: JobInfo, project: string) => void;
+  onJobEnd?: (job: MaterializationJob, project: string) => void;
 }
 
 export interface Progress {
-  job: JobInfo;
+  job: MaterializationJob;
   rowsRead: number;
   rowsWritten: number;
   /** Entities in the window (counted first when progress is asked for), or undefined. */
@@ -85,8 +86,24 @@ export function selectViews(snap: RegistrySnapshot, names: string[] | undefined)
   return out;
 }
 
-/** The latest row per entity in [start, end): the query the cursor walks. Timestamps are ours, hence inlined. */
-export function windowQuery(view: CompiledView, startUs: number, endUs: number): string {
+/** One slice of a window's entities: those whose join keys hash to `index` modulo `count`. */
+export interface PartitionSlice {
+  index: number;
+  count: number;
+}
+
+/**
+ * The SQL condition that puts an entity in slice `index` of `count`: a hash of its join keys' text (unit-separated),
+ * computed by Postgres, so every process agrees and the slices are disjoint and cover every entity.
+ */
+export function partitionCondition(keys: string[], slice: PartitionSlice): string {
+  const text =
+    keys.length === 1 ? `${keys[0]}::text` : `concat_ws(chr(31), ${keys.map((k) => `${k}::text`).join(", ")})`;
+  return `(hashtext(${text}) & 2147483647) % ${Math.trunc(slice.count)} = ${Math.trunc(slice.index)}`;
+}
+
+/** The latest row per entity in [start, end) (of one slice): the query the cursor walks. Timestamps are ours, hence inlined. */
+export function windowQuery(view: CompiledView, startUs: number, endUs: number, slice?: PartitionSlice): string {
   const src = view.batchSource;
   const ts = `s.${ident(src.timestamp_field)}`;
   const keys = view.joinKeys.map((k) => `s.${ident(k)}`);
@@ -104,6 +121,7 @@ export function windowQuery(view: CompiledView, startUs: number, endUs: number):
     `${ts} >= ${timestampLiteral(formatTimestampMicros(startUs))}`,
     `${ts} < ${timestampLiteral(formatTimestampMicros(endUs))}`,
     ...keys.map((k) => `${k} IS NOT NULL`),
+    ...(slice && slice.count > 1 ? [partitionCondition(keys, slice)] : []),
   ];
   return `SELECT DISTINCT ON (${keys.join(", ")}) ${cols.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${where.join(" AND ")} ORDER BY ${order.join(", ")}`;
 }
@@ -139,12 +157,16 @@ export function rowConverter(view: CompiledView): (r: Record<string, unknown>) =
   };
 }
 
-interface StartedJob {
+export interface StartedJob {
   id: string;
   view: CompiledView;
   startUs: number;
   endUs: number;
+  partitions: number;
 }
+
+/** A partition's run was stopped from outside: its job was cancelled, or the partition was given to another process. */
+class TakenAway extends Error {}
 
 let cursorSeq = 0;
 
@@ -158,14 +180,16 @@ export const DEFAULT_BATCH_SIZE = 500;
 export const DEFAULT_WRITE_DEPTH = 8;
 
 export class Materializer {
-  private readonly owner: string;
+  readonly owner: string;
+  readonly jobs: JobStore;
   private readonly batchSize: number;
   private readonly writeDepth: number;
   private readonly heartbeatMs: number;
-  private readonly staleAfterMs: number;
+  readonly staleAfterMs: number;
 
   constructor(private readonly deps: MaterializeDeps) {
     this.owner = deps.owner ?? `${hostname()}:${process.pid}`;
+    this.jobs = new JobStore(deps.db);
     this.batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
     this.writeDepth = Math.max(1, deps.writeDepth ?? DEFAULT_WRITE_DEPTH);
     this.heartbeatMs = deps.heartbeatMs ?? 5000;
@@ -173,108 +197,116 @@ export class Materializer {
   }
 
   /**
-   * Records one running job per view, all or none, in one transaction. A view with a live running job → 409;
-   * one whose runner stopped sending heartbeats is marked failed first. Incremental starts are read here, under
-   * the same transaction, so two runs can never both start from the same place.
+   * Records one job per view (see JobStore.create: all or none; a busy view → 409), each split in `partitions`
+   * slices (default 1).
    */
-  async start(snap: RegistrySnapshot, req: MaterializeRequest): Promise<{ jobs: JobInfo[]; started: StartedJob[] }> {
+  async start(
+    snap: RegistrySnapshot,
+    req: MaterializeRequest,
+    opts: { partitions?: number | undefined; queued?: boolean } = {},
+  ): Promise<{ jobs: MaterializationJob[]; started: StartedJob[] }> {
     const endUs = parseTs("end_ts", req.end);
     const startUs = req.kind === "window" ? parseTs("start_ts", req.start) : undefined;
     if (startUs !== undefined && startUs >= endUs)
       throw invalid("start_ts must be before end_ts", [{ path: "start_ts", message: "not before end_ts" }]);
     const views = selectViews(snap, req.views);
-    if (views.length === 0) return { jobs: [], started: [] };
-    const names = views.map((v) => v.name);
-    const { db } = this.deps;
-    try {
-      return await db.transaction(async (tx) => {
-        await tx.execute(sql`
-          UPDATE larder.materialization_jobs
-             SET status = 'failed', finished_at = now(),
-                 error = 'abandoned: its runner (' || coalesce(owner, '?') || ') stopped sending heartbeats'
-           WHERE project = ${snap.project} AND status = 'running'
-             AND feature_view IN (${sql.join(
-               names.map((n) => sql`${n}`),
-               sql`, `,
-             )})
-             AND heartbeat_at < now() - make_interval(secs => ${this.staleAfterMs / 1000})`);
-        const running = rowsOf<{ feature_view: string; id: string }>(
-          await tx.execute(sql`
-            SELECT feature_view, id::text AS id FROM larder.materialization_jobs
-             WHERE project = ${snap.project} AND status = 'running'
-               AND feature_view IN (${sql.join(
-                 names.map((n) => sql`${n}`),
-                 sql`, `,
-               )})`),
-        );
-        const busy = running[0];
-        if (busy) throw conflict(`feature view ${busy.feature_view} is already being materialised (job ${busy.id})`);
-        const started: StartedJob[] = [];
-        const jobs: JobInfo[] = [];
-        for (const view of views) {
-          let s = startUs;
-          if (s === undefined) {
-            const last = rowsOf<{ end_us: unknown }>(
-              await tx.execute(sql`
-                SELECT ${sql.raw(epochMicros("max(end_ts)"))} AS end_us FROM larder.materialized_intervals
-                 WHERE project = ${snap.project} AND feature_view = ${view.name}`),
-            )[0]?.end_us;
-            if (last !== null && last !== undefined) s = Number(last);
-            else s = view.ttlSeconds > 0 ? endUs - view.ttlSeconds * 1_000_000 : EPOCH_START_US;
-            // nothing new since the last run: an empty window, recorded so the caller sees it
-            if (s > endUs) s = endUs;
-          }
-          const row = rowsOf<JobRow>(
-            await tx.execute(sql`
-              INSERT INTO larder.materialization_jobs (project, feature_view, kind, start_ts, end_ts, status, owner)
-              VALUES (${snap.project}, ${view.name}, ${req.kind}, ${formatTimestampMicros(s)}::timestamptz,
-                      ${formatTimestampMicros(endUs)}::timestamptz, 'running', ${this.owner})
-              RETURNING ${JOB_COLUMNS}`),
-          )[0]!;
-          jobs.push(jobRowToInfo(row));
-          started.push({ id: row.id, view, startUs: s, endUs });
-        }
-        return { jobs, started };
-      });
-    } catch (e) {
-      // the partial unique index caught a run that started between our check and our insert
-      if (pgCode(e) === "23505") throw conflict(`one of ${names.join(", ")} is already being materialised`);
-      throw e;
-    }
+    const specs = views.map((view) => ({
+      featureView: view.name,
+      kind: req.kind,
+      endUs,
+      partitions: opts.partitions ?? 1,
+      queued: opts.queued ?? false,
+      start:
+        startUs ??
+        ((last: number | undefined) => {
+          const s = last ?? (view.ttlSeconds > 0 ? endUs - view.ttlSeconds * 1_000_000 : EPOCH_START_US);
+          // nothing new since the last run: an empty window, recorded so the caller sees it
+          return Math.min(s, endUs);
+        }),
+    }));
+    const created = await this.jobs.create(snap.project, this.owner, this.staleAfterMs, specs);
+    return {
+      jobs: created.map((c) => c.job),
+      started: created.map((c, i) => ({
+        id: c.job.id,
+        view: views[i]!,
+        startUs: c.startUs,
+        endUs: c.endUs,
+        partitions: c.job.partitions.length,
+      })),
+    };
   }
 
-  /** Runs a started job to the end; records it succeeded (and its interval) or failed. Never throws for a job failure. */
-  async run(job: StartedJob, opts: RunOptions = {}): Promise<JobInfo> {
+  /** Runs a started job's partitions here, one after the other, to the end. Never throws for a job failure. */
+  async run(job: StartedJob, opts: RunOptions = {}): Promise<MaterializationJob> {
     return (await this.runJob(job, opts)).info;
   }
 
   /** `run`, also handing back what made the job fail, so callers can tell an unavailable store from bad data. */
-  async runJob(job: StartedJob, opts: RunOptions = {}): Promise<{ info: JobInfo; cause?: unknown }> {
+  async runJob(job: StartedJob, opts: RunOptions = {}): Promise<{ info: MaterializationJob; cause?: unknown }> {
+    let cause: unknown;
+    let done = { read: 0, written: 0 };
+    for (let index = 0; index < job.partitions; index++) {
+      const claim = await this.jobs.claim(job.id, index, this.owner, this.staleAfterMs);
+      if (!claim) continue; // cancelled, or taken up elsewhere
+      const base = done;
+      const r = await this.runPartition(job, index, {
+        onProgress: opts.onProgress
+          ? (p) =>
+              opts.onProgress?.({ ...p, rowsRead: base.read + p.rowsRead, rowsWritten: base.written + p.rowsWritten })
+          : undefined,
+      });
+      done = { read: base.read + r.rowsRead, written: base.written + r.rowsWritten };
+      cause ??= r.cause;
+      if (r.ended) this.deps.onJobEnd?.(r.ended.job, r.ended.project);
+    }
+    const info = (await this.jobs.get(job.id))!;
+    return cause === undefined ? { info } : { info, cause };
+  }
+
+  /**
+   * Runs one claimed partition: streams its slice of the window into the online store, beating while it runs, and
+   * records its end (which ends the job when it is the last). `retry`: a failure queues the partition again instead
+   * of ending it (the queue runs it again). Never throws for a failure of the work itself.
+   */
+  async runPartition(
+    job: StartedJob,
+    index: number,
+    opts: { onProgress?: ((p: Progress) => void) | undefined; retry?: boolean; signal?: AbortSignal } = {},
+  ): Promise<{
+    rowsRead: number;
+    rowsWritten: number;
+    cause?: unknown;
+    ended?: { job: MaterializationJob; project: string } | undefined;
+  }> {
     const { db, online, logger } = this.deps;
+    const signals = [this.deps.signal, opts.signal].filter((x): x is AbortSignal => x !== undefined);
     const t0 = performance.now();
     let rowsRead = 0;
     let rowsWritten = 0;
     let total: number | undefined;
-    let info = (await getJob(db, job.id))!;
+    let takenAway = false;
+    let info = opts.onProgress ? (await this.jobs.get(job.id))! : undefined;
     let beat: Promise<unknown> = Promise.resolve();
     const heartbeat = setInterval(() => {
       // not awaited: the cursor's transaction holds its own connection; on a one-connection driver this just queues
       beat = beat
-        .then(() =>
-          db.execute(sql`
-            UPDATE larder.materialization_jobs SET heartbeat_at = now(), rows_read = ${rowsRead}, rows_written = ${rowsWritten}
-             WHERE id = ${job.id}::uuid AND status = 'running'`),
-        )
-        .catch((e) => logger.warn({ job: job.id, err: pgMessage(e) }, "materialisation heartbeat failed"));
+        .then(() => this.jobs.beat(job.id, index, this.owner, rowsRead, rowsWritten))
+        .then((ours) => {
+          if (!ours) takenAway = true;
+        })
+        .catch((e) =>
+          logger.warn({ job: job.id, partition: index, err: pgMessage(e) }, "materialisation heartbeat failed"),
+        );
     }, this.heartbeatMs);
     heartbeat.unref();
     const report = () =>
-      opts.onProgress?.({ job: info, rowsRead, rowsWritten, total, elapsedMs: performance.now() - t0 });
+      info && opts.onProgress?.({ job: info, rowsRead, rowsWritten, total, elapsedMs: performance.now() - t0 });
     let error: string | undefined;
     let cause: unknown;
     try {
       if (job.startUs < job.endUs) {
-        const query = windowQuery(job.view, job.startUs, job.endUs);
+        const query = windowQuery(job.view, job.startUs, job.endUs, { index, count: job.partitions });
         await db.transaction(async (tx) => {
           await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
           if (opts.onProgress) {
@@ -318,11 +350,12 @@ export class Materializer {
               );
               if (writing.length >= this.writeDepth) await writing.shift();
               if (writeError) throw writeError.e;
-              if (this.deps.signal?.aborted)
+              if (takenAway) throw new TakenAway("cancelled, or taken up by another process");
+              if (signals.some((s) => s.aborted))
                 throw new Error("interrupted: the server is stopping; run it again to finish");
             }
           } finally {
-            // no write may land after the job is recorded; the first failure is the job's
+            // no write may land after the partition is recorded; the first failure is the partition's
             await settle();
           }
           await tx.execute(sql.raw(`CLOSE ${cursor}`));
@@ -335,31 +368,26 @@ export class Materializer {
       clearInterval(heartbeat);
       await beat;
     }
-    const durationMs = Math.round(performance.now() - t0);
-    if (error === undefined) {
-      await db.transaction(async (tx) => {
-        await tx.execute(sql`
-          UPDATE larder.materialization_jobs
-             SET status = 'succeeded', rows_read = ${rowsRead}, rows_written = ${rowsWritten}, duration_ms = ${durationMs},
-                 finished_at = now(), heartbeat_at = now()
-           WHERE id = ${job.id}::uuid`);
-        await tx.execute(sql`
-          INSERT INTO larder.materialized_intervals (project, feature_view, start_ts, end_ts, job_id)
-          VALUES (${job.view.project}, ${job.view.name}, ${formatTimestampMicros(job.startUs)}::timestamptz,
-                  ${formatTimestampMicros(job.endUs)}::timestamptz, ${job.id}::uuid)`);
-      });
-    } else {
-      logger.warn({ job: job.id, feature_view: job.view.name, err: error }, "materialisation job failed");
-      await db.execute(sql`
-        UPDATE larder.materialization_jobs
-           SET status = 'failed', rows_read = ${rowsRead}, rows_written = ${rowsWritten}, duration_ms = ${durationMs},
-               finished_at = now(), error = ${error}
-         WHERE id = ${job.id}::uuid`);
+    if (cause instanceof TakenAway) {
+      logger.info({ job: job.id, partition: index }, "materialisation partition stopped: cancelled or taken over");
+      return { rowsRead, rowsWritten };
     }
-    info = (await getJob(db, job.id))!;
-    report();
-    this.deps.onJobEnd?.(info, job.view.project);
-    return error === undefined ? { info } : { info, cause };
+    if (error !== undefined)
+      logger.warn(
+        { job: job.id, partition: index, feature_view: job.view.name, err: error },
+        "materialisation partition failed",
+      );
+    const end = await this.jobs.endPartition(job.id, index, this.owner, {
+      status: error === undefined ? "succeeded" : opts.retry ? "queued" : "failed",
+      rowsRead,
+      rowsWritten,
+      error,
+    });
+    if (info) {
+      info = (await this.jobs.get(job.id))!;
+      report();
+    }
+    return { rowsRead, rowsWritten, ...(cause === undefined ? {} : { cause }), ended: end.ended };
   }
 
   /** Starts every job, then runs them one after the other (bounded memory: one cursor at a time). */
@@ -367,9 +395,9 @@ export class Materializer {
     snap: RegistrySnapshot,
     req: MaterializeRequest,
     opts: RunOptions = {},
-  ): Promise<{ jobs: JobInfo[]; failures: unknown[] }> {
+  ): Promise<{ jobs: MaterializationJob[]; failures: unknown[] }> {
     const { started } = await this.start(snap, req);
-    const jobs: JobInfo[] = [];
+    const jobs: MaterializationJob[] = [];
     const failures: unknown[] = [];
     for (const job of started) {
       const r = await this.runJob(job, opts);
@@ -380,7 +408,7 @@ export class Materializer {
   }
 
   /** Starts every job and answers at once; the jobs run in the background (see the jobs list for their end). */
-  async materializeAsync(snap: RegistrySnapshot, req: MaterializeRequest): Promise<JobInfo[]> {
+  async materializeAsync(snap: RegistrySnapshot, req: MaterializeRequest): Promise<MaterializationJob[]> {
     const { jobs, started } = await this.start(snap, req);
     const work = (async () => {
       for (const job of started) {

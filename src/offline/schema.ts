@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
-import { bigint, index, integer, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, index, integer, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { larder } from "../db/larder-schema.ts";
 
+/** One row per materialisation job (one view, one window); its work is split into `materialization_partitions`. */
 export const materializationJobs = larder.table(
   "materialization_jobs",
   {
@@ -11,21 +12,53 @@ export const materializationJobs = larder.table(
     kind: text("kind").notNull(), // 'window' | 'incremental'
     startTs: timestamp("start_ts", { withTimezone: true, precision: 6 }).notNull(),
     endTs: timestamp("end_ts", { withTimezone: true, precision: 6 }).notNull(),
-    status: text("status").notNull(), // 'running' | 'succeeded' | 'failed'
+    status: text("status").notNull(), // JobStatus (src/offline/job.ts)
+    /** Totals, written when the job ends (while it runs, the partitions' sums). */
     rowsRead: bigint("rows_read", { mode: "number" }).notNull().default(0),
     rowsWritten: bigint("rows_written", { mode: "number" }).notNull().default(0),
     durationMs: integer("duration_ms"),
     error: text("error"),
-    /** Who runs it: a server instance or a CLI process; a stale heartbeat marks an abandoned job. */
+    /** Who started it: a server instance or a CLI process. */
     owner: text("owner"),
+    /** Its partitions go through the queue (any process may run them) rather than run in the starting process. */
+    queued: boolean("queued").notNull().default(false),
+    /** A job run in its starting process beats here; a stale heartbeat marks it abandoned (that process died). */
     heartbeatAt: timestamp("heartbeat_at", { withTimezone: true }).notNull().defaultNow(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
   (t) => [
     index("materialization_jobs_view_idx").on(t.project, t.featureView, t.createdAt),
-    // At most one running job per view, enforced by Postgres: two concurrent starts cannot both win.
-    uniqueIndex("materialization_jobs_one_running").on(t.project, t.featureView).where(sql`status = 'running'`),
+    // At most one unfinished job per view, enforced by Postgres: two concurrent starts cannot both win.
+    uniqueIndex("materialization_jobs_one_running")
+      .on(t.project, t.featureView)
+      .where(sql`status IN ('queued', 'running')`),
+  ],
+);
+
+/** A disjoint slice of a job's entities (hash of the join keys modulo the partition count): one unit of work. */
+export const materializationPartitions = larder.table(
+  "materialization_partitions",
+  {
+    jobId: uuid("job_id")
+      .notNull()
+      .references(() => materializationJobs.id, { onDelete: "cascade" }),
+    index: integer("index").notNull(),
+    status: text("status").notNull(), // JobStatus
+    rowsRead: bigint("rows_read", { mode: "number" }).notNull().default(0),
+    rowsWritten: bigint("rows_written", { mode: "number" }).notNull().default(0),
+    /** The process running it, or that ran it last. */
+    worker: text("worker"),
+    attempts: integer("attempts").notNull().default(0),
+    error: text("error"),
+    /** A running partition whose heartbeat is stale lost its process: it is queued again. */
+    heartbeatAt: timestamp("heartbeat_at", { withTimezone: true }),
+    startedAt: timestamp("started_at", { withTimezone: true }),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.jobId, t.index] }),
+    index("materialization_partitions_running_idx").on(t.heartbeatAt).where(sql`status = 'running'`),
   ],
 );
 

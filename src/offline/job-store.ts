@@ -1,0 +1,463 @@
+/**
+ * The record of materialisation jobs, their partitions and the windows they completed: every statement on those tables
+ * (src/offline/schema.ts) is here. A job is created with its partitions; a process claims a partition, beats while it
+ * runs it, and ends it; the partition that ends last ends the job (and records its window, when all succeeded).
+ */
+import { and, desc, eq, inArray, lt, max, or, type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { pgCode } from "../db/errors.ts";
+import { conflict } from "../errors.ts";
+import { formatTimestampMicros } from "../values.ts";
+import { isFinal, type JobKind, type JobPartition, type JobStatus, type MaterializationJob } from "./job.ts";
+import { materializationJobs as jobs, materializedIntervals, materializationPartitions as parts } from "./schema.ts";
+
+/** A transaction, or the database itself: statements that must share a transaction take one of these. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+type Exec = Db | Tx;
+
+/** Epoch microseconds of a timestamp column, exact (what values.ts formats). */
+const micros = (col: unknown) => sql<number | null>`(extract(epoch from ${col}) * 1000000)::bigint`;
+const timestampOf = (us: number) => sql`${formatTimestampMicros(us)}::timestamptz`;
+const ts = (v: unknown) => formatTimestampMicros(Number(v));
+const UNFINISHED: JobStatus[] = ["queued", "running"];
+
+const JOB_FIELDS = {
+  id: sql<string>`${jobs.id}::text`,
+  project: jobs.project,
+  feature_view: jobs.featureView,
+  kind: jobs.kind,
+  start_us: micros(jobs.startTs),
+  end_us: micros(jobs.endTs),
+  status: jobs.status,
+  rows_read: jobs.rowsRead,
+  rows_written: jobs.rowsWritten,
+  duration_ms: jobs.durationMs,
+  error: jobs.error,
+  created_us: micros(jobs.createdAt),
+  finished_us: micros(jobs.finishedAt),
+};
+const PARTITION_FIELDS = {
+  job_id: sql<string>`${parts.jobId}::text`,
+  index: parts.index,
+  status: parts.status,
+  rows_read: parts.rowsRead,
+  rows_written: parts.rowsWritten,
+  worker: parts.worker,
+  attempts: parts.attempts,
+  error: parts.error,
+};
+type JobRow = { [K in keyof typeof JOB_FIELDS]: unknown };
+type PartitionRow = { [K in keyof typeof PARTITION_FIELDS]: unknown };
+
+function toPartition(r: PartitionRow): JobPartition {
+  return {
+    index: Number(r.index),
+    status: r.status as JobStatus,
+    rows_read: Number(r.rows_read),
+    rows_written: Number(r.rows_written),
+    worker: (r.worker as string | null) ?? null,
+    attempts: Number(r.attempts),
+    error: (r.error as string | null) ?? null,
+  };
+}
+
+function toJob(r: JobRow, partitions: JobPartition[]): MaterializationJob {
+  const status = r.status as JobStatus;
+  // while it runs, the job's rows are what its partitions have done so far
+  const live = !isFinal(status);
+  const sum = (k: "rows_read" | "rows_written") => partitions.reduce((n, p) => n + p[k], 0);
+  return {
+    id: r.id as string,
+    feature_view: r.feature_view as string,
+    kind: r.kind === "incremental" ? "incremental" : "window",
+    start_ts: ts(r.start_us),
+    end_ts: ts(r.end_us),
+    status,
+    rows_read: live ? sum("rows_read") : Number(r.rows_read),
+    rows_written: live ? sum("rows_written") : Number(r.rows_written),
+    duration_ms: r.duration_ms === null ? null : Number(r.duration_ms),
+    error: (r.error as string | null) ?? null,
+    created_at: ts(r.created_us),
+    finished_at: r.finished_us === null ? null : ts(r.finished_us),
+    partitions,
+  };
+}
+
+export interface NewJob {
+  featureView: string;
+  kind: JobKind;
+  /** The window's start, or (incremental) how to find it from the end of the view's last completed window. */
+  start: number | ((lastEndUs: number | undefined) => number);
+  endUs: number;
+  partitions: number;
+  /** Run by whichever process takes its partitions from the queue (else by the process that starts it). */
+  queued: boolean;
+}
+
+/** A job as `create` made it: the record, and the window it covers in microseconds. */
+export interface CreatedJob {
+  job: MaterializationJob;
+  startUs: number;
+  endUs: number;
+}
+
+/** A partition a process just took: which attempt this is. */
+export interface Claim {
+  attempts: number;
+}
+
+export interface PartitionEnd {
+  status: "succeeded" | "failed" | "queued";
+  rowsRead: number;
+  rowsWritten: number;
+  error?: string | undefined;
+}
+
+/** What ending a partition did: nothing (it was no longer this worker's), or also ended its job. */
+export interface EndResult {
+  applied: boolean;
+  ended?: { job: MaterializationJob; project: string };
+}
+
+/** A partition whose process stopped beating, queued again. */
+export interface LostPartition {
+  jobId: string;
+  index: number;
+  project: string;
+  featureView: string;
+  partitions: number;
+  startUs: number;
+  endUs: number;
+  worker: string | null;
+}
+
+const secondsAgo = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
+
+export class JobStore {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Records one job per view (with its partitions), all or none, in one transaction. A view with an unfinished job →
+   * 409; a job run in-process whose heartbeat stopped (its process died) is marked failed first. Incremental starts are
+   * read under the same transaction, so two runs can never both start from the same place.
+   */
+  async create(project: string, owner: string, staleAfterMs: number, specs: NewJob[]): Promise<CreatedJob[]> {
+    if (specs.length === 0) return [];
+    const names = specs.map((s) => s.featureView);
+    try {
+      return await this.db.transaction(async (tx) => {
+        const abandoned = await tx
+          .update(jobs)
+          .set({
+            status: "failed",
+            finishedAt: sql`now()`,
+            error: sql`'abandoned: its runner (' || coalesce(${jobs.owner}, '?') || ') stopped sending heartbeats'`,
+          })
+          .where(
+            and(
+              eq(jobs.project, project),
+              inArray(jobs.featureView, names),
+              eq(jobs.status, "running"),
+              eq(jobs.queued, false),
+              lt(jobs.heartbeatAt, secondsAgo(staleAfterMs)),
+            ),
+          )
+          .returning({ id: jobs.id, error: jobs.error });
+        for (const a of abandoned)
+          await tx
+            .update(parts)
+            .set({ status: "failed", error: a.error, finishedAt: sql`now()` })
+            .where(and(eq(parts.jobId, a.id), inArray(parts.status, UNFINISHED)));
+        const [busy] = await tx
+          .select({ featureView: jobs.featureView, id: sql<string>`${jobs.id}::text` })
+          .from(jobs)
+          .where(and(eq(jobs.project, project), inArray(jobs.featureView, names), inArray(jobs.status, UNFINISHED)))
+          .limit(1);
+        if (busy) throw conflict(`feature view ${busy.featureView} is already being materialised (job ${busy.id})`);
+        const created: CreatedJob[] = [];
+        for (const spec of specs) {
+          const startUs =
+            typeof spec.start === "number" ? spec.start : spec.start(await this.lastEnd(tx, project, spec.featureView));
+          const [row] = await tx
+            .insert(jobs)
+            .values({
+              project,
+              featureView: spec.featureView,
+              kind: spec.kind,
+              startTs: timestampOf(startUs),
+              endTs: timestampOf(spec.endUs),
+              status: spec.queued ? "queued" : "running",
+              owner,
+              queued: spec.queued,
+            })
+            .returning(JOB_FIELDS);
+          const id = row!.id as string;
+          const partitionRows = await tx
+            .insert(parts)
+            .values(Array.from({ length: spec.partitions }, (_, index) => ({ jobId: id, index, status: "queued" })))
+            .returning(PARTITION_FIELDS);
+          created.push({ job: toJob(row!, partitionRows.map(toPartition)), startUs, endUs: spec.endUs });
+        }
+        return created;
+      });
+    } catch (e) {
+      // the partial unique index caught a run that started between our check and our insert
+      if (pgCode(e) === "23505") throw conflict(`one of ${names.join(", ")} is already being materialised`);
+      throw e;
+    }
+  }
+
+  /** End of the view's last completed window, in microseconds. */
+  async lastEnd(exec: Exec, project: string, featureView: string): Promise<number | undefined> {
+    const [row] = await exec
+      .select({ endUs: micros(max(materializedIntervals.endTs)) })
+      .from(materializedIntervals)
+      .where(and(eq(materializedIntervals.project, project), eq(materializedIntervals.featureView, featureView)));
+    return row?.endUs === null || row?.endUs === undefined ? undefined : Number(row.endUs);
+  }
+
+  async get(id: string, project?: string): Promise<MaterializationJob | undefined> {
+    const where = project === undefined ? eq(jobs.id, id) : and(eq(jobs.id, id), eq(jobs.project, project));
+    return (await this.read(where, 1))[0];
+  }
+
+  /** Newest first. */
+  async list(
+    project: string,
+    opts: { featureView?: string | undefined; limit?: number | undefined } = {},
+  ): Promise<MaterializationJob[]> {
+    const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
+    const byView = opts.featureView === undefined ? undefined : eq(jobs.featureView, opts.featureView);
+    return this.read(and(eq(jobs.project, project), byView), limit);
+  }
+
+  private async read(where: SQL | undefined, limit: number): Promise<MaterializationJob[]> {
+    const rows = await this.db
+      .select(JOB_FIELDS)
+      .from(jobs)
+      .where(where)
+      .orderBy(desc(jobs.createdAt), desc(jobs.id))
+      .limit(limit);
+    if (rows.length === 0) return [];
+    const partitionRows = await this.db
+      .select(PARTITION_FIELDS)
+      .from(parts)
+      .where(
+        inArray(
+          parts.jobId,
+          rows.map((r) => r.id as string),
+        ),
+      )
+      .orderBy(parts.jobId, parts.index);
+    const byJob = new Map<string, JobPartition[]>();
+    for (const p of partitionRows) {
+      const list = byJob.get(p.job_id as string) ?? [];
+      list.push(toPartition(p));
+      byJob.set(p.job_id as string, list);
+    }
+    return rows.map((r) => toJob(r, byJob.get(r.id as string) ?? []));
+  }
+
+  /**
+   * Takes partition `index` of a job for `worker`: when it is queued, or running under a process that stopped beating
+   * more than `staleAfterMs` ago, and its job is not finished (cancelled). Undefined when someone else has it or it is
+   * done: the caller then has nothing to do.
+   */
+  async claim(jobId: string, index: number, worker: string, staleAfterMs: number): Promise<Claim | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(parts)
+        .set({
+          status: "running",
+          worker,
+          attempts: sql`${parts.attempts} + 1`,
+          heartbeatAt: sql`now()`,
+          startedAt: sql`now()`,
+          finishedAt: null,
+          error: null,
+          rowsRead: 0,
+          rowsWritten: 0,
+        })
+        .where(
+          and(
+            eq(parts.jobId, jobId),
+            eq(parts.index, index),
+            or(
+              eq(parts.status, "queued"),
+              and(eq(parts.status, "running"), lt(parts.heartbeatAt, secondsAgo(staleAfterMs))),
+            ),
+            sql`EXISTS (SELECT 1 FROM ${jobs} WHERE ${jobs.id} = ${jobId} AND ${jobs.status} IN ('queued', 'running'))`,
+          ),
+        )
+        .returning({ attempts: parts.attempts });
+      if (!row) return undefined;
+      await tx
+        .update(jobs)
+        .set({ status: "running", heartbeatAt: sql`now()` })
+        .where(and(eq(jobs.id, jobId), eq(jobs.status, "queued")));
+      return { attempts: row.attempts };
+    });
+  }
+
+  /** A running partition's heartbeat and progress. False when it is no longer this worker's (cancelled, or re-queued). */
+  async beat(jobId: string, index: number, worker: string, rowsRead: number, rowsWritten: number): Promise<boolean> {
+    const rows = await this.db
+      .update(parts)
+      .set({ heartbeatAt: sql`now()`, rowsRead, rowsWritten })
+      .where(and(eq(parts.jobId, jobId), eq(parts.index, index), eq(parts.worker, worker), eq(parts.status, "running")))
+      .returning({ index: parts.index });
+    if (rows.length === 0) return false;
+    await this.db.update(jobs).set({ heartbeatAt: sql`now()` }).where(eq(jobs.id, jobId));
+    return true;
+  }
+
+  /**
+   * Ends `worker`'s run of a partition: succeeded, failed, or queued again (to be retried). The partition that ends
+   * last ends its job: failed if any partition failed, else succeeded (and its window recorded). The job row is locked
+   * first, so two partitions ending at once cannot both miss being last.
+   */
+  async endPartition(jobId: string, index: number, worker: string, end: PartitionEnd): Promise<EndResult> {
+    return this.db.transaction(async (tx) => {
+      const [job] = await tx
+        .select({ project: jobs.project, featureView: jobs.featureView, startTs: jobs.startTs, endTs: jobs.endTs })
+        .from(jobs)
+        .where(eq(jobs.id, jobId))
+        .for("update");
+      if (!job) return { applied: false };
+      const done = end.status !== "queued";
+      const updated = await tx
+        .update(parts)
+        .set({
+          status: end.status,
+          rowsRead: end.rowsRead,
+          rowsWritten: end.rowsWritten,
+          error: end.error ?? null,
+          heartbeatAt: sql`now()`,
+          finishedAt: done ? sql`now()` : null,
+        })
+        .where(
+          and(eq(parts.jobId, jobId), eq(parts.index, index), eq(parts.worker, worker), eq(parts.status, "running")),
+        )
+        .returning({ index: parts.index });
+      if (updated.length === 0) return { applied: false };
+      if (!done) return { applied: true };
+      const all = await tx.select(PARTITION_FIELDS).from(parts).where(eq(parts.jobId, jobId)).orderBy(parts.index);
+      const partitions = all.map(toPartition);
+      if (partitions.some((p) => !isFinal(p.status))) return { applied: true };
+      const failed = partitions.find((p) => p.status === "failed");
+      const status: JobStatus = failed
+        ? "failed"
+        : partitions.some((p) => p.status === "cancelled")
+          ? "cancelled"
+          : "succeeded";
+      const error = failed
+        ? partitions.length > 1
+          ? `partition ${failed.index}: ${failed.error}`
+          : failed.error
+        : null;
+      const [row] = await tx
+        .update(jobs)
+        .set({
+          status,
+          rowsRead: partitions.reduce((n, p) => n + p.rows_read, 0),
+          rowsWritten: partitions.reduce((n, p) => n + p.rows_written, 0),
+          durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
+          finishedAt: sql`now()`,
+          heartbeatAt: sql`now()`,
+          error,
+        })
+        .where(and(eq(jobs.id, jobId), inArray(jobs.status, UNFINISHED)))
+        .returning(JOB_FIELDS);
+      if (!row) return { applied: true };
+      if (status === "succeeded")
+        await tx.insert(materializedIntervals).values({
+          project: job.project,
+          featureView: job.featureView,
+          startTs: job.startTs,
+          endTs: job.endTs,
+          jobId,
+        });
+      return { applied: true, ended: { job: toJob(row, partitions), project: job.project } };
+    });
+  }
+
+  /**
+   * Cancels an unfinished job: it and its unfinished partitions become cancelled at once; a process running one of
+   * them learns it at its next heartbeat and stops. A finished job is answered as it is.
+   */
+  async cancel(id: string, project: string): Promise<MaterializationJob | undefined> {
+    await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(jobs)
+        .set({
+          status: "cancelled",
+          finishedAt: sql`now()`,
+          durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
+          error: "cancelled",
+          rowsRead: sql`(SELECT coalesce(sum(${parts.rowsRead}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
+          rowsWritten: sql`(SELECT coalesce(sum(${parts.rowsWritten}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
+        })
+        .where(and(eq(jobs.id, id), eq(jobs.project, project), inArray(jobs.status, UNFINISHED)))
+        .returning({ id: jobs.id });
+      if (row)
+        await tx
+          .update(parts)
+          .set({ status: "cancelled", finishedAt: sql`now()` })
+          .where(and(eq(parts.jobId, id), inArray(parts.status, UNFINISHED)));
+    });
+    return this.get(id, project);
+  }
+
+  /**
+   * Queued jobs' partitions whose process stopped beating more than `staleAfterMs` ago: queued again (the caller puts
+   * them back on the queue). One statement, so two processes sweeping at once cannot both take the same one.
+   */
+  async requeueLost(staleAfterMs: number): Promise<LostPartition[]> {
+    const rows = await this.db
+      .update(parts)
+      .set({ status: "queued", error: sql`'lost its worker (' || coalesce(${parts.worker}, '?') || '); queued again'` })
+      .where(
+        and(
+          eq(parts.status, "running"),
+          lt(parts.heartbeatAt, secondsAgo(staleAfterMs)),
+          sql`EXISTS (SELECT 1 FROM ${jobs} WHERE ${jobs.id} = ${parts.jobId} AND ${jobs.queued} AND ${jobs.status} IN ('queued', 'running'))`,
+        ),
+      )
+      .returning({ jobId: sql<string>`${parts.jobId}::text`, index: parts.index, worker: parts.worker });
+    if (rows.length === 0) return [];
+    const info = await this.db
+      .select({
+        id: sql<string>`${jobs.id}::text`,
+        project: jobs.project,
+        featureView: jobs.featureView,
+        startUs: micros(jobs.startTs),
+        endUs: micros(jobs.endTs),
+        partitions: sql<number>`(SELECT count(*) FROM ${parts} WHERE ${parts.jobId} = ${jobs.id})::integer`,
+      })
+      .from(jobs)
+      .where(
+        inArray(
+          jobs.id,
+          rows.map((r) => r.jobId),
+        ),
+      );
+    const byId = new Map(info.map((j) => [j.id, j]));
+    return rows.flatMap((r) => {
+      const j = byId.get(r.jobId);
+      return j
+        ? [
+            {
+              jobId: r.jobId,
+              index: r.index,
+              worker: r.worker,
+              project: j.project,
+              featureView: j.featureView,
+              partitions: Number(j.partitions),
+              startUs: Number(j.startUs),
+              endUs: Number(j.endUs),
+            },
+          ]
+        : [];
+    });
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * What a materialisation job is, once: the zod schema below is the API's answer (the OpenAPI document is made from it)
+ * and its inferred type is what the job store returns.
+ */
+import { z } from "zod";
+
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export const JobStatus = z.enum(JOB_STATUSES);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+/** Statuses after which nothing changes any more. */
+export const FINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
+export const isFinal = (s: JobStatus) => FINAL_STATUSES.includes(s);
+
+export const JobKind = z.enum(["window", "incremental"]);
+export type JobKind = z.infer<typeof JobKind>;
+
+export const JobPartition = z.object({
+  index: z
+    .number()
+    .int()
+    .describe("0-based: this partition holds the entities whose key hash modulo the count is index"),
+  status: JobStatus,
+  rows_read: z.number().int(),
+  rows_written: z.number().int(),
+  worker: z.string().nullable().describe("the process running it, or that ran it last (host:pid)"),
+  attempts: z
+    .number()
+    .int()
+    .describe("times a process took it up (more than 1: retried after a failure or a lost process)"),
+  error: z.string().nullable(),
+});
+export type JobPartition = z.infer<typeof JobPartition>;
+
+export const MaterializationJob = z.object({
+  id: z.string(),
+  feature_view: z.string(),
+  kind: JobKind,
+  start_ts: z.string(),
+  end_ts: z.string(),
+  status: JobStatus,
+  rows_read: z.number().int().describe("entities read (the partitions' sum while it runs)"),
+  rows_written: z
+    .number()
+    .int()
+    .describe("entities written to the online store (older values than the store's are skipped)"),
+  duration_ms: z.number().int().nullable(),
+  error: z.string().nullable(),
+  created_at: z.string(),
+  finished_at: z.string().nullable(),
+  partitions: z.array(JobPartition),
+});
+export type MaterializationJob = z.infer<typeof MaterializationJob>;
