@@ -2,7 +2,8 @@
 import type { Child } from "hono/jsx";
 import type { Db } from "../db/client.ts";
 import { DomainError } from "../errors.ts";
-import { type JobInfo, listJobs } from "../offline/jobs.ts";
+import type { MaterializationJob } from "../offline/job.ts";
+import { JobStore } from "../offline/job-store.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { ObjectKind } from "../registry/definitions.ts";
 import type { ObjectVersion, RegistryService, StoredObject } from "../registry/service.ts";
@@ -188,7 +189,7 @@ export class ConsolePages {
   overview(req: PageRequest, project: string): Promise<PageResult> {
     return this.guarded(req, { title: project, project, section: "overview" }, async () => {
       const snap = await this.projectSnapshot(project);
-      const jobs = await listJobs(this.deps.db, project, { limit: 5 });
+      const jobs = await new JobStore(this.deps.db).list(project, { limit: 5 });
       const cards: [string, number, string][] = [
         ["Entities", snap.entities.size, "/entities"],
         ["Data sources", snap.sources.size, "/data-sources"],
@@ -249,7 +250,9 @@ export class ConsolePages {
       const obj = await this.deps.registry.get(project, k.kind, name);
       const spec = obj.spec as { description?: string; owner?: string; tags?: Record<string, string> };
       const jobs =
-        k.kind === "feature_view" ? await listJobs(this.deps.db, project, { featureView: name, limit: 5 }) : [];
+        k.kind === "feature_view"
+          ? await new JobStore(this.deps.db).list(project, { featureView: name, limit: 5 })
+          : [];
       return (
         <>
           <Crumbs>
@@ -399,7 +402,7 @@ export class ConsolePages {
   jobs(req: PageRequest, project: string): Promise<PageResult> {
     return this.guarded(req, { title: `Jobs · ${project}`, project, section: "jobs" }, async () => {
       const view = req.query("view");
-      const jobs = await listJobs(this.deps.db, project, { featureView: view, limit: 100 });
+      const jobs = await new JobStore(this.deps.db).list(project, { featureView: view, limit: 100 });
       return (
         <>
           <h1>Materialisation jobs{view ? ` of ${view}` : ""}</h1>
@@ -751,7 +754,12 @@ function KindFacts({ snap, obj }: { snap: RegistrySnapshot; obj: StoredObject })
 }
 
 /** What uses an object, and for views their schema, jobs and what may be done with them. */
-function KindSections(props: { snap: RegistrySnapshot; obj: StoredObject; jobs: JobInfo[]; canWrite: boolean }) {
+function KindSections(props: {
+  snap: RegistrySnapshot;
+  obj: StoredObject;
+  jobs: MaterializationJob[];
+  canWrite: boolean;
+}) {
   const { snap, obj } = props;
   const p = snap.project;
   const views = [...snap.views.values()];
@@ -903,17 +911,8 @@ function KindSections(props: { snap: RegistrySnapshot; obj: StoredObject; jobs: 
 
 const LIVE = new Set(["queued", "running"]);
 
-interface Partition {
-  index: number;
-  status: string;
-  rows_read: number;
-  rows_written: number;
-  worker?: string | null;
-  attempts?: number;
-}
-
 /** Jobs, newest first. While one runs the table marks itself live: the script re-fetches it until none does. */
-export function JobsTable({ project, jobs }: { project: string; jobs: JobInfo[] }) {
+export function JobsTable({ project, jobs }: { project: string; jobs: MaterializationJob[] }) {
   const live = jobs.some((j) => LIVE.has(j.status));
   if (!jobs.length)
     return (
@@ -941,7 +940,7 @@ export function JobsTable({ project, jobs }: { project: string; jobs: JobInfo[] 
           />
           <tbody>
             {jobs.map((j) => {
-              const parts = (j as JobInfo & { partitions?: Partition[] }).partitions ?? [];
+              const parts = j.partitions;
               const done = parts.filter((x) => x.status === "succeeded").length;
               return (
                 <>
