@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CONTENT_SECURITY_POLICY } from "../src/console/assets.ts";
+import { Materializer } from "../src/offline/materialize.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
 
 // The console's pages as HTML, in-process, with auth disabled (the browser tests run with keys).
@@ -65,6 +66,25 @@ describe("console pages without auth", () => {
     expect(pg.status).toBe(200);
     expect(pg.html).toContain('role="alert"'); // the lookup's 400, shown as a message
     expect(pg.html).not.toContain("<b>x</b>");
+  });
+
+  test("a job split into partitions lists them, each with its status and rows", async () => {
+    const m = new Materializer({ db: t.deps.db, online: t.deps.online, logger: t.deps.logger });
+    const snap = await t.deps.snapshots.getExisting("default");
+    const { started } = await m.start(
+      snap,
+      { kind: "window", start: "2000-01-01T00:00:00Z", end: new Date().toISOString(), views: ["customer_profile"] },
+      { partitions: 3 },
+    );
+    for (const job of started) await m.run(job);
+    const jobs = await page("/ui/p/default/jobs?view=customer_profile");
+    expect(jobs.html).toContain("Partitions of job");
+    expect(jobs.html).toContain('aria-label="3 of 3 partitions done"');
+    const rows = /<caption class="sr-only">Partitions of job [^<]*<\/caption>.*?<tbody>(.*?)<\/tbody>/s.exec(
+      jobs.html,
+    )?.[1];
+    expect(rows?.match(/<tr>/g)?.length).toBe(3);
+    expect(rows?.match(/badge s-succeeded/g)?.length).toBe(3);
   });
 
   test("the assets are served with their types and cached by content hash", async () => {

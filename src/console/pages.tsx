@@ -940,6 +940,7 @@ export function JobsTable({ project, jobs }: { project: string; jobs: Materializ
           />
           <tbody>
             {jobs.map((j) => {
+              // one partition is the job itself: its own row says it all
               const parts = j.partitions;
               const done = parts.filter((x) => x.status === "succeeded").length;
               return (
@@ -961,7 +962,7 @@ export function JobsTable({ project, jobs }: { project: string; jobs: Materializ
                       {j.error ? <div class="hint">{j.error}</div> : null}
                     </td>
                     <td>
-                      {parts.length ? (
+                      {parts.length > 1 ? (
                         <progress
                           max={parts.length}
                           value={done}
@@ -977,7 +978,7 @@ export function JobsTable({ project, jobs }: { project: string; jobs: Materializ
                     <td class="num">{j.rows_written.toLocaleString("en")}</td>
                     <td class="num">{j.duration_ms === null ? "—" : `${j.duration_ms} ms`}</td>
                   </tr>
-                  {parts.length ? (
+                  {parts.length > 1 ? (
                     <tr>
                       <td colspan={9}>
                         <table>
