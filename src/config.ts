@@ -56,6 +56,16 @@ export const EnvSchema = z.object({
   LARDER_MAX_ENTITY_ROWS: positiveInt.default(1000),
   LARDER_MAX_BODY_BYTES: positiveInt.default(10 * 1024 * 1024),
   LARDER_REGISTRY_POLL_MS: positiveInt.default(2000),
+  /** Materialisation partitions this process runs at once, taken from the queue (0: `serve` only serves). */
+  LARDER_WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(1),
+  /** How often a running materialisation proves it is alive, and how old its proof may get before another process
+   * takes its work over (its process is taken for dead). */
+  LARDER_PARTITION_HEARTBEAT_MS: positiveInt.default(5000),
+  LARDER_PARTITION_STALE_MS: positiveInt.default(30_000),
+  /** Rows per read from Postgres and per write to the online store, in materialisation. */
+  LARDER_MATERIALIZE_BATCH_SIZE: positiveInt.default(500),
+  /** How often a worker looks for lost partitions and for schedule ticks that are due. */
+  LARDER_SCHEDULE_POLL_MS: positiveInt.default(5000),
   LARDER_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   PORT: z.coerce.number().int().min(0).max(65535).default(6566),
   HOST: z.string().min(1).default("0.0.0.0"),

@@ -10,6 +10,11 @@ import { createMetrics } from "./http/metrics.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import { createIntrospector } from "./offline/introspect.ts";
+import { JobStore } from "./offline/job-store.ts";
+import { type MaterializeDeps, Materializer } from "./offline/materialize.ts";
+import { MaterializationQueue } from "./offline/queue.ts";
+import { Scheduler } from "./offline/schedules.ts";
+import { PartitionWorker } from "./offline/worker.ts";
 import { connectOnlineRedis, RedisOnlineStore } from "./online/redis-store.ts";
 import { parseRedisUrl } from "./online/redis-url.ts";
 import type { OnlineStore } from "./online/store.ts";
@@ -21,6 +26,8 @@ export interface Services {
   online: OnlineStore;
   registry: RegistryService;
   snapshots: SnapshotCache;
+  /** The materialisation queue (Postgres mode only; started by whoever uses it). Embedded mode has one process. */
+  queue?: MaterializationQueue;
   close(): Promise<void>;
 }
 
@@ -54,15 +61,85 @@ export async function openServices(
   if (config.LARDER_MIGRATE) await database.migrate();
   const registry = new RegistryService({ db: database.db, logger, introspect: createIntrospector(database.db) });
   const snapshots = new SnapshotCache({ registry, logger, pollMs: config.LARDER_REGISTRY_POLL_MS });
+  const queue = config.mode.kind === "external" ? new MaterializationQueue(config.mode.databaseUrl, logger) : undefined;
   return {
     database,
     online,
     registry,
     snapshots,
+    ...(queue ? { queue } : {}),
     async close() {
       snapshots.stop();
+      await queue?.stop(config.LARDER_SHUTDOWN_TIMEOUT_MS);
       await online.close();
       await database.close();
+    },
+  };
+}
+
+/** The materializer of this process, configured from the environment. */
+export function materializerFor(
+  config: Config,
+  services: Services,
+  logger: Logger,
+  extra: Pick<MaterializeDeps, "signal" | "track" | "onJobEnd" | "owner"> = {},
+): Materializer {
+  return new Materializer({
+    ...extra,
+    db: services.database.db,
+    online: services.online,
+    logger,
+    queue: services.queue,
+    batchSize: config.LARDER_MATERIALIZE_BATCH_SIZE,
+    heartbeatMs: config.LARDER_PARTITION_HEARTBEAT_MS,
+    staleAfterMs: config.LARDER_PARTITION_STALE_MS,
+  });
+}
+
+/** What a process runs besides answering requests: queue work and schedules. */
+export interface Background {
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * This process's share of materialisation (LARDER_WORKER_CONCURRENCY > 0): partitions from the queue (Postgres mode),
+ * the sweep for lost partitions, and feature views' schedules (both modes). With concurrency 0 the queue is only
+ * started, to hand work out.
+ */
+export async function startBackground(
+  config: Config,
+  services: Services,
+  logger: Logger,
+  materializer: Materializer,
+  track?: (work: Promise<unknown>) => void,
+): Promise<Background> {
+  const takesWork = config.LARDER_WORKER_CONCURRENCY > 0;
+  let worker: PartitionWorker | undefined;
+  if (services.queue && takesWork) {
+    worker = new PartitionWorker({
+      materializer,
+      queue: services.queue,
+      snapshots: services.snapshots,
+      logger,
+      concurrency: config.LARDER_WORKER_CONCURRENCY,
+    });
+    await worker.start();
+  } else await services.queue?.start();
+  const scheduler = takesWork
+    ? new Scheduler({
+        materializer,
+        registry: services.registry,
+        snapshots: services.snapshots,
+        logger,
+        pollMs: config.LARDER_SCHEDULE_POLL_MS,
+        ...(track ? { track } : {}),
+      })
+    : undefined;
+  scheduler?.start();
+  return {
+    async stop(timeoutMs) {
+      await scheduler?.stop();
+      await worker?.stop(timeoutMs);
     },
   };
 }
@@ -71,7 +148,7 @@ export function buildApp(
   config: Config,
   services: Services,
   logger: Logger,
-  extra: Pick<AppDeps, "auth" | "metrics" | "lifecycle"> = {},
+  extra: Pick<AppDeps, "auth" | "metrics" | "lifecycle" | "materializer"> = {},
 ): App {
   return createApp({
     ...extra,
@@ -80,6 +157,7 @@ export function buildApp(
     registry: services.registry,
     snapshots: services.snapshots,
     online: services.online,
+    ...(services.queue ? { queue: services.queue } : {}),
     defaultProject: config.LARDER_PROJECT,
     limits: { maxBodyBytes: config.LARDER_MAX_BODY_BYTES, maxEntityRows: config.LARDER_MAX_ENTITY_ROWS },
   });
@@ -108,12 +186,29 @@ export async function startServer(
   services.snapshots.start();
   const lifecycle = new Lifecycle();
   const auth = await startAuth(config, services, logger);
+  const jobStore = new JobStore(services.database.db);
   const metrics = createMetrics({
     snapshotAgeSeconds: () => services.snapshots.ageSeconds(),
     onlineNodes: services.online.nodeStats?.bind(services.online),
     defaultMetrics: true,
+    materialization: async () => {
+      const stats = await jobStore.partitionStats();
+      return {
+        queueDepth: services.queue ? await services.queue.depth() : null,
+        partitionsRunning: stats.running,
+        partitionsQueued: stats.queued,
+        partitionsFailedLastHour: stats.failedLastHour,
+        workers: stats.workers,
+      };
+    },
   });
-  const app = buildApp(config, services, logger, { auth, metrics, lifecycle });
+  const materializer = materializerFor(config, services, logger, {
+    signal: lifecycle.signal,
+    track: (work) => lifecycle.track(work),
+    onJobEnd: (j, project) => metrics.materializedJob(j, project),
+  });
+  const app = buildApp(config, services, logger, { auth, metrics, lifecycle, materializer });
+  const background = await startBackground(config, services, logger, materializer, (work) => lifecycle.track(work));
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }) as Server;
   // Slow or stalled clients must not hold connections (and a shutdown) open forever.
   server.requestTimeout = config.LARDER_REQUEST_TIMEOUT_MS;
@@ -139,7 +234,11 @@ export async function startServer(
       server.closeIdleConnections();
       // Tell running jobs to finish their current batch, and wait for them and for in-flight requests.
       const deadline = Date.now() + config.LARDER_SHUTDOWN_TIMEOUT_MS;
-      const jobsDone = await lifecycle.drain(config.LARDER_SHUTDOWN_TIMEOUT_MS);
+      const [jobsDone] = await Promise.all([
+        lifecycle.drain(config.LARDER_SHUTDOWN_TIMEOUT_MS),
+        // partitions running here go back to the queue after their current batch
+        background.stop(config.LARDER_SHUTDOWN_TIMEOUT_MS),
+      ]);
       if (!jobsDone) logger.warn({ pending: lifecycle.pending }, "jobs still running at the shutdown deadline");
       const force = setTimeout(
         () => {

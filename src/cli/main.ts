@@ -11,6 +11,7 @@ import { registerDemoCommands } from "./demo-commands.ts";
 import { formatPlan, paint } from "./format.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
+import { registerWorkerCommands } from "./worker-commands.ts";
 
 export function buildCli(): Command {
   const program = new Command();
@@ -92,6 +93,7 @@ export function buildCli(): Command {
   registerDemoCommands(program);
   registerOfflineCommands(program);
   registerCodegenCommands(program);
+  registerWorkerCommands(program);
   return program;
 }
 

@@ -1,11 +1,14 @@
 import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../config.ts";
 import { type EntitySource, exportHistorical } from "../offline/export.ts";
 import { selectFeatures } from "../offline/features.ts";
-import { type MaterializeRequest, Materializer, type Progress } from "../offline/materialize.ts";
-import { openServices } from "../server.ts";
+import type { MaterializationJob } from "../offline/job.ts";
+import { JobStore } from "../offline/job-store.ts";
+import { type MaterializeRequest, type Progress, selectViews } from "../offline/materialize.ts";
+import { MAX_PARTITIONS } from "../registry/definitions.ts";
+import { materializerFor, openServices } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { paint } from "./format.ts";
 
@@ -18,6 +21,33 @@ const list = (s: string | undefined) =>
         .split(",")
         .map((x) => x.trim())
         .filter(Boolean);
+
+const partitionsOption = () =>
+  new Option(
+    "--partitions <n>",
+    "split each job into N slices of its entities, run by every `larder worker` and `larder serve` (Postgres mode; " +
+      "embedded: one after the other here); default: the view's materialization.partitions",
+  ).argParser((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PARTITIONS)
+      throw new InvalidArgumentError(`must be a whole number from 1 to ${MAX_PARTITIONS}`);
+    return n;
+  });
+
+const checkJobId = (id: string) => {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+    throw new CliError(`${id} is not a job id (a UUID)`);
+  return id;
+};
+
+async function withJobs(fn: (store: JobStore) => Promise<void>): Promise<void> {
+  const db = await openDatabase();
+  try {
+    await fn(new JobStore(db.db));
+  } finally {
+    await db.close();
+  }
+}
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
@@ -39,46 +69,86 @@ function progressLine() {
   };
 }
 
-async function runMaterialize(project: string, req: MaterializeRequest): Promise<void> {
+/** One line per job: how it ended. */
+function jobLine(info: MaterializationJob): string {
+  const secs = ((info.duration_ms ?? 0) / 1000).toFixed(1);
+  const parts = info.partitions.length > 1 ? ` in ${info.partitions.length} partitions` : "";
+  if (info.status === "succeeded")
+    return (
+      paint("green", `✓ ${info.feature_view}`) +
+      ` [${info.start_ts}, ${info.end_ts}): ${fmt(info.rows_read)} entities read, ${fmt(info.rows_written)} written${parts} in ${secs}s (job ${info.id})`
+    );
+  return paint("red", `✗ ${info.feature_view}: ${info.status} after ${secs}s: ${info.error} (job ${info.id})`);
+}
+
+/** A job's progress in one line: its partitions by status, rows so far. */
+function partitionsLine(jobs: MaterializationJob[], elapsedMs: number): string {
+  return jobs
+    .map((j) => {
+      const by = new Map<string, number>();
+      for (const p of j.partitions) by.set(p.status, (by.get(p.status) ?? 0) + 1);
+      const counts = [...by].map(([s, n]) => `${n} ${s}`).join(", ");
+      const rate = elapsedMs > 0 ? (j.rows_read / elapsedMs) * 1000 : 0;
+      return `${j.feature_view}: partitions ${counts}; ${fmt(j.rows_read)} rows, ${fmt(rate)} rows/s`;
+    })
+    .join(" | ");
+}
+
+async function runMaterialize(project: string, req: MaterializeRequest, requested: number | undefined): Promise<void> {
   const config = loadConfig();
   const logger = cliLogger();
   const services = await openServices(config, logger);
   try {
     const snap = await services.registry.loadSnapshot(project);
-    const m = new Materializer({
-      db: services.database.db,
-      online: services.online,
-      logger,
-      owner: `cli:${process.pid}`,
-    });
+    const m = materializerFor(config, services, logger, { owner: `cli:${process.pid}` });
     const line = progressLine();
-    const show = (p: Progress, force = false) => {
-      const rate = p.elapsedMs > 0 ? (p.rowsRead / p.elapsedMs) * 1000 : 0;
-      const pct = p.total ? ` ${((100 * p.rowsRead) / Math.max(p.total, 1)).toFixed(1)}%` : "";
-      line.show(
-        `${p.job.feature_view}:${pct} ${fmt(p.rowsRead)}${p.total !== undefined ? `/${fmt(p.total)}` : ""} rows, ${fmt(rate)} rows/s`,
-        force,
+    const partitions = m.partitionsFor(selectViews(snap, req.views), requested);
+    let ended: MaterializationJob[];
+    if (partitions !== undefined && services.queue) {
+      // split: the partitions go to the queue, for every `larder worker` and `larder serve`; this waits and shows them
+      await services.queue.start();
+      const jobs = await m.enqueue(snap, req, partitions);
+      if (jobs.length === 0) console.log(`project ${project} has no online feature views to materialise`);
+      const t0 = Date.now();
+      let warned = false;
+      ended = await m.waitFor(
+        jobs.map((j) => j.id),
+        {
+          pollMs: 500,
+          onUpdate: (now) => {
+            line.show(partitionsLine(now, Date.now() - t0));
+            if (!warned && Date.now() - t0 > 10_000 && now.every((j) => j.status === "queued")) {
+              warned = true;
+              line.show(
+                "nothing has taken these partitions yet: is a `larder worker` or `larder serve` running?",
+                true,
+              );
+            }
+          },
+        },
       );
-    };
-    const { started } = await m.start(snap, req);
-    if (started.length === 0) console.log(`project ${project} has no online feature views to materialise`);
-    let failed = 0;
-    for (const job of started) {
-      const info = await m.run(job, { onProgress: (p) => show(p) });
       line.end();
-      const secs = ((info.duration_ms ?? 0) / 1000).toFixed(1);
-      if (info.status === "succeeded")
-        console.log(
-          paint("green", `✓ ${info.feature_view}`) +
-            ` [${info.start_ts}, ${info.end_ts}): ${fmt(info.rows_read)} entities read, ${fmt(info.rows_written)} written in ${secs}s (job ${info.id})`,
+    } else {
+      const show = (p: Progress, force = false) => {
+        const rate = p.elapsedMs > 0 ? (p.rowsRead / p.elapsedMs) * 1000 : 0;
+        const pct = p.total ? ` ${((100 * p.rowsRead) / Math.max(p.total, 1)).toFixed(1)}%` : "";
+        line.show(
+          `${p.job.feature_view}:${pct} ${fmt(p.rowsRead)}${p.total !== undefined ? `/${fmt(p.total)}` : ""} rows, ${fmt(rate)} rows/s`,
+          force,
         );
-      else {
-        failed++;
-        console.log(paint("red", `✗ ${info.feature_view}: failed after ${secs}s: ${info.error} (job ${info.id})`));
+      };
+      const { started } = await m.start(snap, req, { partitions });
+      if (started.length === 0) console.log(`project ${project} has no online feature views to materialise`);
+      ended = [];
+      for (const job of started) {
+        ended.push(await m.run(job, { onProgress: (p) => show(p) }));
+        line.end();
       }
     }
+    for (const info of ended) console.log(jobLine(info));
+    const failed = ended.filter((j) => j.status !== "succeeded").length;
     if (failed)
-      throw new CliError(`${failed} of ${started.length} materialisation jobs failed; re-run to complete them`);
+      throw new CliError(`${failed} of ${ended.length} materialisation jobs did not succeed; re-run to complete them`);
   } finally {
     await services.close();
   }
@@ -91,9 +161,10 @@ export function registerOfflineCommands(program: Command): void {
     .argument("<start>", "window start (ISO-8601 / RFC 3339; no zone = UTC)")
     .argument("<end>", "window end, excluded")
     .option("--views <views>", "comma-separated feature views (default: every online view)")
+    .addOption(partitionsOption())
     .addOption(projectOption())
-    .action(async (start: string, end: string, opts: { views?: string; project: string }) => {
-      await runMaterialize(opts.project, { kind: "window", start, end, views: list(opts.views) });
+    .action(async (start: string, end: string, opts: { views?: string; project: string; partitions?: number }) => {
+      await runMaterialize(opts.project, { kind: "window", start, end, views: list(opts.views) }, opts.partitions);
     });
 
   program
@@ -103,9 +174,37 @@ export function registerOfflineCommands(program: Command): void {
     )
     .argument("<end>", "window end (ISO-8601 / RFC 3339; no zone = UTC)")
     .option("--views <views>", "comma-separated feature views (default: every online view)")
+    .addOption(partitionsOption())
     .addOption(projectOption())
-    .action(async (end: string, opts: { views?: string; project: string }) => {
-      await runMaterialize(opts.project, { kind: "incremental", end, views: list(opts.views) });
+    .action(async (end: string, opts: { views?: string; project: string; partitions?: number }) => {
+      await runMaterialize(opts.project, { kind: "incremental", end, views: list(opts.views) }, opts.partitions);
+    });
+
+  const jobs = program.command("jobs").description("materialisation jobs: show one, cancel one");
+  jobs
+    .command("show")
+    .description("a materialisation job's record: status, rows, and each partition's status, rows, worker and attempts")
+    .argument("<id>", "the job's id")
+    .addOption(projectOption())
+    .action(async (id: string, opts: { project: string }) => {
+      await withJobs(async (store) => {
+        const job = await store.get(checkJobId(id), opts.project);
+        if (!job) throw new CliError(`no materialisation job ${id} in project ${opts.project}`);
+        console.log(JSON.stringify(job, null, 2));
+      });
+    });
+  jobs
+    .command("cancel")
+    .description("cancel a materialisation job: its unfinished partitions stop after their current batch")
+    .argument("<id>", "the job's id")
+    .addOption(projectOption())
+    .action(async (id: string, opts: { project: string }) => {
+      await withJobs(async (store) => {
+        const job = await store.cancel(checkJobId(id), opts.project);
+        if (!job) throw new CliError(`no materialisation job ${id} in project ${opts.project}`);
+        if (job.status !== "cancelled") throw new CliError(`materialisation job ${id} already ${job.status}`);
+        console.log(`job ${id} (${job.feature_view}) cancelled`);
+      });
     });
 
   program

@@ -3,6 +3,8 @@ import type { KeyVerifier } from "../auth/keys.ts";
 import type { Db } from "../db/client.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
+import type { Materializer } from "../offline/materialize.ts";
+import type { MaterializationQueue } from "../offline/queue.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { RegistryService } from "../registry/service.ts";
 import type { SnapshotCache } from "../registry/snapshot-cache.ts";
@@ -31,6 +33,10 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The stop signal for long-running work (see src/lifecycle.ts); absent in tests that never stop. */
   lifecycle?: Lifecycle;
+  /** Where partitioned materialisation goes (Postgres mode); absent: partitions run in the process that asked. */
+  queue?: MaterializationQueue;
+  /** The process's materializer (the server builds one, configured); absent: the routes make one from the deps. */
+  materializer?: Materializer;
 }
 
 export type App = OpenAPIHono<AppEnv>;

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { MaterializationJob } from "../offline/job.ts";
 import type { NodeStat } from "../online/node-stats.ts";
 import type { OnlineFeaturesRequest, OnlineStore } from "../online/store.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
@@ -14,6 +15,19 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
   /** The online store's per-node command counts (OnlineStore.nodeStats); sampled at scrape time. */
   onlineNodes?: () => NodeStat[];
+  /** The state of distributed materialisation across every process (read from Postgres at scrape time). */
+  materialization?: () => Promise<MaterializationState>;
+}
+
+/** What every server reports of the materialisation work of all processes. */
+export interface MaterializationState {
+  /** Queue messages waiting to be taken; null without a queue (embedded). */
+  queueDepth: number | null;
+  partitionsRunning: number;
+  partitionsQueued: number;
+  partitionsFailedLastHour: number;
+  /** Per process running partitions now: rows written per second since each partition started. */
+  workers: { worker: string; rowsPerSecond: number; running: number }[];
 }
 
 /**
@@ -115,6 +129,49 @@ export class Metrics {
         (s) => s.seconds,
       );
     }
+    const state = opts.materialization;
+    if (state) {
+      // one read per scrape, shared by the gauges below (prom-client collects them one after the other)
+      let reading: { at: number; value: Promise<MaterializationState | undefined> } | undefined;
+      const read = () => {
+        if (!reading || Date.now() - reading.at > 1000)
+          reading = { at: Date.now(), value: state().catch(() => undefined) };
+        return reading.value;
+      };
+      new Gauge({
+        name: "larder_materialization_queue_depth",
+        help: "Materialisation partitions waiting in the queue to be taken by a worker",
+        registers,
+        async collect() {
+          const s = await read();
+          if (s?.queueDepth !== null && s?.queueDepth !== undefined) this.set(s.queueDepth);
+        },
+      });
+      new Gauge({
+        name: "larder_materialization_partitions",
+        help: "Materialisation partitions by status: running and queued now, failed in the last hour (all processes)",
+        labelNames: ["status"],
+        registers,
+        async collect() {
+          const s = await read();
+          if (!s) return;
+          this.set({ status: "running" }, s.partitionsRunning);
+          this.set({ status: "queued" }, s.partitionsQueued);
+          this.set({ status: "failed_last_hour" }, s.partitionsFailedLastHour);
+        },
+      });
+      new Gauge({
+        name: "larder_materialization_worker_rows_per_second",
+        help: "Rows written per second by each process's running partitions (worker = host:pid)",
+        labelNames: ["worker"],
+        registers,
+        async collect() {
+          const s = await read();
+          this.reset();
+          for (const w of s?.workers ?? []) this.set({ worker: w.worker }, w.rowsPerSecond);
+        },
+      });
+    }
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "larder_" });
   }
 
@@ -161,6 +218,18 @@ export class Metrics {
     this.rows.inc({ ...base, kind: "read" }, job.rowsRead);
     this.rows.inc({ ...base, kind: "written" }, job.rowsWritten);
     this.jobs.observe({ ...base, status: job.status }, job.durationMs / 1000);
+  }
+
+  /** A materialisation job's end, as its record says. */
+  materializedJob(job: MaterializationJob, project: string): void {
+    this.materialized({
+      project,
+      featureView: job.feature_view,
+      status: job.status,
+      rowsRead: job.rows_read,
+      rowsWritten: job.rows_written,
+      durationMs: job.duration_ms ?? 0,
+    });
   }
 
   /** The Prometheus text exposition. */

@@ -9,7 +9,12 @@ import { pgCode } from "../db/errors.ts";
 import { conflict } from "../errors.ts";
 import { formatTimestampMicros } from "../values.ts";
 import { isFinal, type JobKind, type JobPartition, type JobStatus, type MaterializationJob } from "./job.ts";
-import { materializationJobs as jobs, materializedIntervals, materializationPartitions as parts } from "./schema.ts";
+import {
+  materializationJobs as jobs,
+  materializationTicks,
+  materializedIntervals,
+  materializationPartitions as parts,
+} from "./schema.ts";
 
 /** A transaction, or the database itself: statements that must share a transaction take one of these. */
 export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
@@ -408,6 +413,22 @@ export class JobStore {
     return this.get(id, project);
   }
 
+  /** Ends an unfinished job as failed, with its unfinished partitions (its work could not even be handed out). */
+  async fail(id: string, error: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(jobs)
+        .set({ status: "failed", finishedAt: sql`now()`, error })
+        .where(and(eq(jobs.id, id), inArray(jobs.status, UNFINISHED)))
+        .returning({ id: jobs.id });
+      if (row)
+        await tx
+          .update(parts)
+          .set({ status: "failed", finishedAt: sql`now()`, error })
+          .where(and(eq(parts.jobId, id), inArray(parts.status, UNFINISHED)));
+    });
+  }
+
   /**
    * Queued jobs' partitions whose process stopped beating more than `staleAfterMs` ago: queued again (the caller puts
    * them back on the queue). One statement, so two processes sweeping at once cannot both take the same one.
@@ -459,5 +480,70 @@ export class JobStore {
           ]
         : [];
     });
+  }
+
+  /** Takes a view's schedule tick for `worker`: true for exactly one caller, however many processes ask. */
+  async claimTick(project: string, featureView: string, tickAt: Date, worker: string): Promise<boolean> {
+    const rows = await this.db
+      .insert(materializationTicks)
+      .values({ project, featureView, tickAt, worker })
+      .onConflictDoNothing()
+      .returning({ tickAt: materializationTicks.tickAt });
+    return rows.length > 0;
+  }
+
+  /** What a taken tick did: the job it started, or why it started none. */
+  async recordTick(
+    project: string,
+    featureView: string,
+    tickAt: Date,
+    outcome: { jobId?: string | undefined; outcome: string },
+  ): Promise<void> {
+    await this.db
+      .update(materializationTicks)
+      .set({ jobId: outcome.jobId ?? null, outcome: outcome.outcome })
+      .where(
+        and(
+          eq(materializationTicks.project, project),
+          eq(materializationTicks.featureView, featureView),
+          eq(materializationTicks.tickAt, tickAt),
+        ),
+      );
+  }
+
+  /** Partitions running and queued now, failed in the last hour, and each process's rows/s over its running ones. */
+  async partitionStats(): Promise<{
+    running: number;
+    queued: number;
+    failedLastHour: number;
+    workers: { worker: string; rowsPerSecond: number; running: number }[];
+  }> {
+    const [counts] = await this.db
+      .select({
+        running: sql<number>`count(*) FILTER (WHERE ${parts.status} = 'running')::integer`,
+        queued: sql<number>`count(*) FILTER (WHERE ${parts.status} = 'queued')::integer`,
+        failed: sql<number>`count(*) FILTER (WHERE ${parts.status} = 'failed' AND ${parts.finishedAt} > now() - interval '1 hour')::integer`,
+      })
+      .from(parts)
+      .where(or(inArray(parts.status, UNFINISHED), sql`${parts.finishedAt} > now() - interval '1 hour'`));
+    const workers = await this.db
+      .select({
+        worker: sql<string>`coalesce(${parts.worker}, '?')`,
+        running: sql<number>`count(*)::integer`,
+        rowsPerSecond: sql<number>`coalesce(sum(${parts.rowsWritten} / greatest(extract(epoch from now() - ${parts.startedAt}), 0.001)), 0)::float8`,
+      })
+      .from(parts)
+      .where(eq(parts.status, "running"))
+      .groupBy(parts.worker);
+    return {
+      running: Number(counts?.running ?? 0),
+      queued: Number(counts?.queued ?? 0),
+      failedLastHour: Number(counts?.failed ?? 0),
+      workers: workers.map((w) => ({
+        worker: w.worker,
+        running: Number(w.running),
+        rowsPerSecond: Number(w.rowsPerSecond),
+      })),
+    };
   }
 }

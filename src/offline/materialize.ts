@@ -12,8 +12,9 @@ import type { Logger } from "../logger.ts";
 import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
-import type { MaterializationJob } from "./job.ts";
+import { isFinal, type MaterializationJob } from "./job.ts";
 import { JobStore } from "./job-store.ts";
+import type { MaterializationQueue, PartitionTask } from "./queue.ts";
 import { epochMicros, ident, rowsOf, sourceRelationText, timestampLiteral } from "./sql.ts";
 
 export interface MaterializeDeps {
@@ -36,6 +37,8 @@ export interface MaterializeDeps {
   track?: (work: Promise<unknown>) => void;
   /** Told of every job's end (metrics). */
   onJobEnd?: (job: MaterializationJob, project: string) => void;
+  /** Where partitioned jobs' work goes, to be run by any `larder worker` or `larder serve` (absent: run here). */
+  queue?: Pick<MaterializationQueue, "send"> | undefined;
 }
 
 export interface Progress {
@@ -352,7 +355,7 @@ export class Materializer {
               if (writeError) throw writeError.e;
               if (takenAway) throw new TakenAway("cancelled, or taken up by another process");
               if (signals.some((s) => s.aborted))
-                throw new Error("interrupted: the server is stopping; run it again to finish");
+                throw new Error("interrupted: the process is stopping; run it again to finish");
             }
           } finally {
             // no write may land after the partition is recorded; the first failure is the partition's
@@ -378,7 +381,8 @@ export class Materializer {
         "materialisation partition failed",
       );
     const end = await this.jobs.endPartition(job.id, index, this.owner, {
-      status: error === undefined ? "succeeded" : opts.retry ? "queued" : "failed",
+      // a partition stopped by its own (queue) worker's stop goes back to the queue, whatever its tries
+      status: error === undefined ? "succeeded" : opts.retry || opts.signal?.aborted ? "queued" : "failed",
       rowsRead,
       rowsWritten,
       error,
@@ -390,13 +394,69 @@ export class Materializer {
     return { rowsRead, rowsWritten, ...(cause === undefined ? {} : { cause }), ended: end.ended };
   }
 
+  /** Partitioned work goes to a queue (Postgres mode) rather than running here. */
+  get hasQueue(): boolean {
+    return this.deps.queue !== undefined;
+  }
+
+  /**
+   * Partitions for a request's jobs, when they are split: the request's `partitions`, else the view's
+   * `materialization.partitions`; undefined when neither says (the job then runs whole, here).
+   */
+  partitionsFor(views: CompiledView[], requested: number | undefined): number | undefined {
+    if (requested !== undefined) return requested;
+    const fromViews = views.map((v) => v.materialization?.partitions).filter((n): n is number => n !== undefined);
+    return fromViews.length ? Math.max(...fromViews) : undefined;
+  }
+
+  /**
+   * Starts a request's jobs with their partitions on the queue, for any process to run; answers the jobs as recorded
+   * (queued). If the queue cannot take them, the jobs are recorded failed rather than left waiting forever.
+   */
+  async enqueue(snap: RegistrySnapshot, req: MaterializeRequest, partitions: number): Promise<MaterializationJob[]> {
+    const queue = this.deps.queue;
+    if (!queue) throw new Error("no queue: partitioned jobs run in-process here");
+    const { jobs, started } = await this.start(snap, req, { partitions, queued: true });
+    const tasks: PartitionTask[] = started.flatMap((j) =>
+      Array.from({ length: j.partitions }, (_, index) => ({
+        jobId: j.id,
+        index,
+        partitions: j.partitions,
+        project: snap.project,
+        featureView: j.view.name,
+        startUs: j.startUs,
+        endUs: j.endUs,
+      })),
+    );
+    try {
+      await queue.send(tasks);
+    } catch (e) {
+      for (const j of jobs) await this.jobs.fail(j.id, `could not queue its partitions: ${pgMessage(e)}`);
+      throw e;
+    }
+    return jobs;
+  }
+
+  /** Waits until every job has ended (polling the record), telling `onUpdate` of each change on the way. */
+  async waitFor(
+    ids: string[],
+    opts: { pollMs?: number; onUpdate?: (jobs: MaterializationJob[]) => void; signal?: AbortSignal } = {},
+  ): Promise<MaterializationJob[]> {
+    for (;;) {
+      const jobs = await Promise.all(ids.map(async (id) => (await this.jobs.get(id))!));
+      opts.onUpdate?.(jobs);
+      if (jobs.every((j) => isFinal(j.status)) || opts.signal?.aborted) return jobs;
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
+    }
+  }
+
   /** Starts every job, then runs them one after the other (bounded memory: one cursor at a time). */
   async materialize(
     snap: RegistrySnapshot,
     req: MaterializeRequest,
-    opts: RunOptions = {},
+    opts: RunOptions & { partitions?: number | undefined } = {},
   ): Promise<{ jobs: MaterializationJob[]; failures: unknown[] }> {
-    const { started } = await this.start(snap, req);
+    const { started } = await this.start(snap, req, { partitions: opts.partitions });
     const jobs: MaterializationJob[] = [];
     const failures: unknown[] = [];
     for (const job of started) {
@@ -408,8 +468,12 @@ export class Materializer {
   }
 
   /** Starts every job and answers at once; the jobs run in the background (see the jobs list for their end). */
-  async materializeAsync(snap: RegistrySnapshot, req: MaterializeRequest): Promise<MaterializationJob[]> {
-    const { jobs, started } = await this.start(snap, req);
+  async materializeAsync(
+    snap: RegistrySnapshot,
+    req: MaterializeRequest,
+    partitions?: number,
+  ): Promise<MaterializationJob[]> {
+    const { jobs, started } = await this.start(snap, req, { partitions });
     const work = (async () => {
       for (const job of started) {
         try {

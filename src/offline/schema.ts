@@ -76,3 +76,23 @@ export const materializedIntervals = larder.table(
   },
   (t) => [index("materialized_intervals_view_idx").on(t.project, t.featureView, t.endTs)],
 );
+
+/**
+ * Schedule ticks that some process took: the primary key lets exactly one process run a view's tick, however many
+ * are watching the schedule.
+ */
+export const materializationTicks = larder.table(
+  "materialization_ticks",
+  {
+    project: text("project").notNull(),
+    featureView: text("feature_view").notNull(),
+    tickAt: timestamp("tick_at", { withTimezone: true }).notNull(),
+    /** The job it started, or null when it started none (see outcome). */
+    jobId: uuid("job_id"),
+    /** 'started', or why not (the previous run still going, an error). */
+    outcome: text("outcome"),
+    worker: text("worker"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.project, t.featureView, t.tickAt] })],
+);

@@ -1,3 +1,4 @@
+import cronParser from "cron-parser";
 import { z } from "zod";
 import { DtypeSchema, KeyTypeSchema, parseTtl } from "./dtypes.ts";
 
@@ -101,6 +102,42 @@ export type DataSourceSpec = z.infer<typeof DataSourceSpec>;
 export const FieldSpec = z.object({ name: Identifier, dtype: DtypeSchema, description: Text, tags: Tags }).strict();
 export type FieldSpec = z.infer<typeof FieldSpec>;
 
+/** Most partitions one job may be split into. */
+export const MAX_PARTITIONS = 256;
+export const Partitions = z
+  .number()
+  .int("partitions must be a whole number")
+  .min(1, "partitions must be at least 1")
+  .max(MAX_PARTITIONS, `partitions must be at most ${MAX_PARTITIONS}`);
+
+/** Why `expr` is not a cron expression (5 fields, or 6 with seconds first; UTC), or undefined when it is one. */
+export function cronProblem(expr: string): string | undefined {
+  const fields = expr.trim().split(/\s+/).length;
+  if (fields < 5 || fields > 6)
+    return `schedule ${JSON.stringify(expr)} is not a cron expression: it has ${fields} field${fields === 1 ? "" : "s"} (5, or 6 with seconds first)`;
+  try {
+    cronParser.parseExpression(expr, { tz: "UTC" });
+    return undefined;
+  } catch (e) {
+    return `schedule ${JSON.stringify(expr)} is not a cron expression: ${(e as Error).message}`;
+  }
+}
+
+/** How a view is materialised on its own: on a cron schedule, and split into partitions run by any worker. */
+export const MaterializationSpec = z
+  .object({
+    schedule: z
+      .string()
+      .superRefine((v, ctx) => {
+        const problem = cronProblem(v);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+    partitions: Partitions.optional(),
+  })
+  .strict();
+export type MaterializationSpec = z.infer<typeof MaterializationSpec>;
+
 export const FeatureViewSpec = z
   .object({
     name: Identifier,
@@ -112,6 +149,7 @@ export const FeatureViewSpec = z
     description: Text,
     tags: Tags,
     owner: Text,
+    materialization: MaterializationSpec.optional(),
   })
   .strict();
 export type FeatureViewSpec = z.infer<typeof FeatureViewSpec>;

@@ -40,7 +40,15 @@ export function columnsOf(kind: ObjectKind, spec: Record<string, unknown>): Reco
     }
     case "feature_view": {
       const v = spec as FeatureViewSpec;
-      return { ...meta, entities: v.entities, source: v.source, ttlSeconds: v.ttl, online: v.online, schema: v.schema };
+      return {
+        ...meta,
+        entities: v.entities,
+        source: v.source,
+        ttlSeconds: v.ttl,
+        online: v.online,
+        schema: v.schema,
+        materialization: v.materialization ?? null,
+      };
     }
     case "feature_service":
       return { ...meta, features: (spec as FeatureServiceSpec).features };
@@ -71,7 +79,16 @@ export function specOf(kind: ObjectKind, row: AnyRow): Record<string, unknown> {
     }
     case "feature_view": {
       const r = row as ViewRow;
-      return { ...meta, entities: r.entities, source: r.source, ttl: r.ttlSeconds, online: r.online, schema: r.schema };
+      const view = {
+        ...meta,
+        entities: r.entities,
+        source: r.source,
+        ttl: r.ttlSeconds,
+        online: r.online,
+        schema: r.schema,
+      };
+      // absent rather than null: a view without it reads back as it was written
+      return r.materialization ? { ...view, materialization: r.materialization } : view;
     }
     case "feature_service":
       return { ...meta, features: (row as ServiceRow).features };

@@ -64,6 +64,8 @@ export const featureViews = larder.table(
     online: boolean("online").notNull(),
     /** The typed schema, in order: `[{ name, dtype, description, tags }]`. */
     schema: jsonb("schema").$type<StoredField[]>().notNull(),
+    /** `{ schedule?, partitions? }`, or null when the view has neither. */
+    materialization: jsonb("materialization").$type<{ schedule?: string; partitions?: number }>(),
   },
   (t) => [primaryKey({ columns: [t.project, t.name] })],
 );

@@ -3,6 +3,7 @@ import type {
   EntitySpec,
   FeatureServiceSpec,
   FeatureViewSpec,
+  MaterializationSpec,
   PostgresSourceSpec,
   PushSourceSpec,
 } from "./definitions.ts";
@@ -35,6 +36,8 @@ export interface CompiledView {
   /** 0: never stale. */
   ttlSeconds: number;
   online: boolean;
+  /** Its schedule and partitions, when it has them. */
+  materialization: MaterializationSpec | undefined;
   features: CompiledFeature[];
   featureByName: Map<string, CompiledFeature>;
   /** Changes whenever the feature names, order or dtypes change: stored values carry it. */
@@ -114,6 +117,7 @@ export function compileSnapshot(project: string, version: number, defs: Definiti
       batchSource,
       ttlSeconds: v.ttl,
       online: v.online,
+      materialization: v.materialization,
       features,
       featureByName: new Map(features.map((f) => [f.name, f])),
       layoutId: shortHash(

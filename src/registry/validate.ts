@@ -220,6 +220,11 @@ export async function validateDefinitions(
         problems.push({ path: `${at}.entities[${j}]`, message: `entity ${name} is listed twice` });
       else joinKeys.add(e.join_key);
     });
+    if (v.materialization?.schedule !== undefined && !v.online)
+      problems.push({
+        path: `${at}.materialization.schedule`,
+        message: `feature view ${v.name} is not online: a schedule materialises into the online store`,
+      });
     const src = sources.get(v.source);
     if (!src && !known(v.source)) problems.push({ path: `${at}.source`, message: `unknown data source ${v.source}` });
     const batch = batchOf(v.source);

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
-import { MaterializationJob } from "../../offline/job.ts";
-import { type MaterializeRequest, Materializer } from "../../offline/materialize.ts";
+import { isFinal, MaterializationJob } from "../../offline/job.ts";
+import { type MaterializeRequest, Materializer, selectViews } from "../../offline/materialize.ts";
 import { historicalFeatures } from "../../offline/pit.ts";
+import { MAX_PARTITIONS } from "../../registry/definitions.ts";
 import { scopedRoute } from "../access.ts";
 import type { App, AppDeps } from "../app-types.ts";
 import { ApiError, ErrorBody, toApiError } from "../errors.ts";
@@ -36,11 +37,22 @@ const ViewNames = z
   .nullish()
   .openapi({ description: "views to materialise; omitted: every online view" });
 
+const PartitionCount = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_PARTITIONS)
+  .optional()
+  .openapi({
+    description:
+      "split each job into this many disjoint slices of its entities (hash of the join keys), run by any " +
+      "`larder worker` or `larder serve` (default: the view's materialization.partitions; neither: one slice, run here)",
+  });
 const MaterializeBody = z
-  .object({ start_ts: Timestamp, end_ts: Timestamp, feature_views: ViewNames })
+  .object({ start_ts: Timestamp, end_ts: Timestamp, feature_views: ViewNames, partitions: PartitionCount })
   .openapi("MaterializeRequest");
 const MaterializeIncrementalBody = z
-  .object({ end_ts: Timestamp, feature_views: ViewNames })
+  .object({ end_ts: Timestamp, feature_views: ViewNames, partitions: PartitionCount })
   .openapi("MaterializeIncrementalRequest");
 
 // The job's one definition is src/offline/job.ts; named for the OpenAPI document here. A fresh object over its shape,
@@ -55,27 +67,29 @@ const AsyncQuery = z.object({
     .openapi({ description: "true: answer 202 at once with the started jobs; they run in the background" }),
 });
 
+const JobIdParams = ProjectParam.extend({
+  id: z
+    .string()
+    .uuid()
+    .openapi({ param: { name: "id", in: "path" } }),
+});
+
 const conflictResponse = {
   409: { content: { "application/json": { schema: ErrorBody } }, description: "A view is already being materialised" },
 };
 
 export function registerOfflineRoutes(app: App, deps: AppDeps) {
-  const materializer = new Materializer({
-    db: deps.db,
-    online: deps.online,
-    logger: deps.logger,
-    signal: deps.lifecycle?.signal,
-    track: (work) => deps.lifecycle?.track(work),
-    onJobEnd: (j, project) =>
-      deps.metrics?.materialized({
-        project,
-        featureView: j.feature_view,
-        status: j.status,
-        rowsRead: j.rows_read,
-        rowsWritten: j.rows_written,
-        durationMs: j.duration_ms ?? 0,
-      }),
-  });
+  const materializer =
+    deps.materializer ??
+    new Materializer({
+      db: deps.db,
+      online: deps.online,
+      logger: deps.logger,
+      signal: deps.lifecycle?.signal,
+      track: (work) => deps.lifecycle?.track(work),
+      onJobEnd: (j, project) => deps.metrics?.materializedJob(j, project),
+      queue: deps.queue,
+    });
 
   app.openapi(
     scopedRoute("read", {
@@ -101,11 +115,37 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
     },
   );
 
-  /** Runs (or starts, with ?async=true) the jobs of one request. A store that went away mid-job is a 503. */
-  const runMaterialize = async (project: string, req: MaterializeRequest, asyncMode: boolean) => {
+  /**
+   * Runs (or starts, with ?async=true) the jobs of one request. Split jobs go through the queue when there is one (any
+   * worker runs their partitions; a synchronous request waits for their end); the rest run in this process. A store
+   * that went away mid-job is a 503.
+   */
+  const runMaterialize = async (
+    project: string,
+    req: MaterializeRequest,
+    asyncMode: boolean,
+    requested: number | undefined,
+    signal: AbortSignal | undefined,
+  ) => {
     const snap = await deps.snapshots.getExisting(project);
-    if (asyncMode) return { status: 202 as const, body: { jobs: await materializer.materializeAsync(snap, req) } };
-    const { jobs, failures } = await materializer.materialize(snap, req);
+    const partitions = materializer.partitionsFor(selectViews(snap, req.views), requested);
+    if (partitions !== undefined && deps.queue) {
+      const jobs = await materializer.enqueue(snap, req, partitions);
+      if (asyncMode) return { status: 202 as const, body: { jobs } };
+      // a client that goes away stops the wait, not the jobs (they are the queue's now)
+      return {
+        status: 200 as const,
+        body: {
+          jobs: await materializer.waitFor(
+            jobs.map((j) => j.id),
+            { signal },
+          ),
+        },
+      };
+    }
+    if (asyncMode)
+      return { status: 202 as const, body: { jobs: await materializer.materializeAsync(snap, req, partitions) } };
+    const { jobs, failures } = await materializer.materialize(snap, req, { partitions });
     for (const f of failures) {
       const api = toApiError(f);
       if (api.status === 503)
@@ -150,6 +190,8 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
           project,
           { kind: "window", start: body.start_ts, end: body.end_ts, views: body.feature_views ?? undefined },
           isAsync(c.req.valid("query")),
+          body.partitions,
+          c.req.raw.signal,
         );
         return c.json(r.body, r.status);
       },
@@ -179,6 +221,8 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
           project,
           { kind: "incremental", end: body.end_ts, views: body.feature_views ?? undefined },
           isAsync(c.req.valid("query")),
+          body.partitions,
+          c.req.raw.signal,
         );
         return c.json(r.body, r.status);
       },
@@ -217,12 +261,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
       tags: ["offline"],
       summary: "One materialisation job",
       request: {
-        params: ProjectParam.extend({
-          id: z
-            .string()
-            .uuid()
-            .openapi({ param: { name: "id", in: "path" } }),
-        }),
+        params: JobIdParams,
       },
       responses: { 200: json(Job, "The job"), ...errorResponses },
     }),
@@ -230,6 +269,33 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
       const { project, id } = c.req.valid("param");
       const job = await materializer.jobs.get(id, project);
       if (!job) throw new ApiError(404, "not_found", `no materialisation job ${id} in project ${project}`);
+      return c.json(job, 200);
+    },
+  );
+
+  app.openapi(
+    scopedRoute("write", {
+      method: "delete",
+      path: "/v1/projects/{project}/materialization-jobs/{id}",
+      tags: ["offline"],
+      summary: "Cancel a materialisation job",
+      description:
+        "The job and its unfinished partitions become cancelled at once; a process running one of them stops after " +
+        "its current batch (values already written stay: they are correct, only incomplete). Cancelling a cancelled " +
+        "job answers it again; a job that already succeeded or failed → 409.",
+      request: { params: JobIdParams },
+      responses: {
+        200: json(Job, "The job, cancelled"),
+        409: { content: { "application/json": { schema: ErrorBody } }, description: "The job already ended" },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { project, id } = c.req.valid("param");
+      const job = await materializer.jobs.cancel(id, project);
+      if (!job) throw new ApiError(404, "not_found", `no materialisation job ${id} in project ${project}`);
+      if (job.status !== "cancelled" && isFinal(job.status))
+        throw new ApiError(409, "conflict", `materialisation job ${id} already ${job.status}`);
       return c.json(job, 200);
     },
   );
