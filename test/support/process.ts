@@ -74,19 +74,11 @@ export async function startServerProcess(
   timeoutMs = 30_000,
 ): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [LARDER_BIN, "serve"], {
-    cwd: ROOT,
-    env: cleanEnv({ HOST: "127.0.0.1", PORT: String(port), ...env }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout?.on("data", (d) => (out += d));
-  child.stderr?.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const { child, output, stop } = spawnLarder(["serve"], { HOST: "127.0.0.1", PORT: String(port), ...env });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output()}`);
     try {
       const res = await fetch(`${url}/health`);
       await res.body?.cancel();
@@ -94,18 +86,30 @@ export async function startServerProcess(
     } catch {
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
-        throw new Error(`server did not answer within ${timeoutMs} ms:\n${out}`);
+        throw new Error(`server did not answer within ${timeoutMs} ms:\n${output()}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  return { child, port, url, output, stop };
+}
+
+/** `node bin/larder.js ARGS` as a child: its output so far, and a stop (the signal, then SIGKILL after 15 s). */
+function spawnLarder(args: string[], env: Record<string, string | undefined>) {
+  const child = spawn(process.execPath, [LARDER_BIN, ...args], {
+    cwd: ROOT,
+    env: cleanEnv(env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d) => (out += d));
+  child.stderr?.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return {
     child,
-    port,
-    url,
     output: () => out,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode !== null) return child.exitCode;
+    async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
       const code = await exited;
@@ -127,35 +131,15 @@ export async function startWorkerProcess(
   env: Record<string, string | undefined>,
   timeoutMs = 30_000,
 ): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [LARDER_BIN, "worker"], {
-    cwd: ROOT,
-    env: cleanEnv(env),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout?.on("data", (d) => (out += d));
-  child.stderr?.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const { child, output, stop } = spawnLarder(["worker"], env);
   const deadline = Date.now() + timeoutMs;
-  while (!out.includes("taking materialisation work")) {
-    if (child.exitCode !== null) throw new Error(`worker exited with ${child.exitCode}:\n${out}`);
+  while (!output().includes("taking materialisation work")) {
+    if (child.exitCode !== null) throw new Error(`worker exited with ${child.exitCode}:\n${output()}`);
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`worker did not start within ${timeoutMs} ms:\n${out}`);
+      throw new Error(`worker did not start within ${timeoutMs} ms:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return {
-    child,
-    pid: child.pid!,
-    output: () => out,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  return { child, pid: child.pid!, output, stop };
 }
