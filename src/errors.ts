@@ -1,16 +1,20 @@
+import { z } from "zod";
+
 /**
  * Domain errors: thrown by services, know nothing of HTTP. The HTTP layer maps `code` to a status in one place.
  */
-export type ErrorCode =
-  | "invalid_argument"
-  | "invalid_definitions"
-  | "not_found"
-  | "conflict"
-  | "unauthenticated"
-  | "permission_denied"
-  | "payload_too_large"
-  | "unavailable"
-  | "internal";
+export const ErrorCode = z.enum([
+  "invalid_argument",
+  "invalid_definitions",
+  "not_found",
+  "conflict",
+  "unauthenticated",
+  "permission_denied",
+  "payload_too_large",
+  "unavailable",
+  "internal",
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
 
 export interface ErrorDetail {
   path?: string;
@@ -24,8 +28,10 @@ export class DomainError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetail[] = [],
+    /** `cause`: the driver's error behind it (a store that could not be reached). */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -33,4 +39,6 @@ export const invalid = (message: string, details: ErrorDetail[] = []) =>
   new DomainError("invalid_argument", message, details);
 export const notFound = (message: string) => new DomainError("not_found", message);
 export const conflict = (message: string) => new DomainError("conflict", message);
-export const unavailable = (message: string) => new DomainError("unavailable", message);
+/** A store could not be reached; `cause` is the driver's error (kept for logs, never shown to clients). */
+export const unavailable = (message: string, cause?: unknown) =>
+  new DomainError("unavailable", message, [], cause === undefined ? undefined : { cause });

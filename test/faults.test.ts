@@ -178,6 +178,7 @@ describe("the online store goes away", () => {
   let snapshots: SnapshotCache;
   let closeRedis: () => void;
   const redisLogLines: { msg: string; err: string }[] = [];
+  const appLogLines: { level: number; msg: string; err: unknown }[] = [];
 
   beforeAll(async () => {
     redisPort = await freePort();
@@ -185,7 +186,7 @@ describe("the online store goes away", () => {
     db = await createTestDatabase();
     await loadExampleData(db.url);
     const logger = silentLogger();
-    const redisLog = pino({ level: "warn" }, { write: (line: string) => void redisLogLines.push(JSON.parse(line)) });
+    const redisLog = pino({ level: "info" }, { write: (line: string) => void redisLogLines.push(JSON.parse(line)) });
     const redis = connectRedis(`redis://127.0.0.1:${redisPort}`, { logger: redisLog });
     closeRedis = () => redis.disconnect();
     const online = new RedisOnlineStore(redis, testPrefix());
@@ -198,7 +199,7 @@ describe("the online store goes away", () => {
     await registry.apply("demo", await exampleDefinitions());
     await snapshots.reload("demo");
     const deps: AppDeps = {
-      logger,
+      logger: pino({ level: "warn" }, { write: (line: string) => void appLogLines.push(JSON.parse(line)) }),
       db: db.database.db,
       registry,
       snapshots,
@@ -228,12 +229,20 @@ describe("the online store goes away", () => {
       const downAt = Date.now();
       await kill(redisProc);
       await stream.waitFor((r) => r.status === 503, 15, downAt);
-      expectUnavailable(stream.since(downAt).find((r) => r.status === 503)!);
+      const down = stream.since(downAt).find((r) => r.status === 503)!;
+      expectUnavailable(down);
+      // the answer says which store, where, and why
+      const unreachable = new RegExp(
+        `^Redis at 127\\.0\\.0\\.1:${redisPort} is unreachable \\((E[A-Z]+|connection lost)\\)`,
+      );
+      expect(ErrorBody.parse(down.body).error.message).toMatch(unreachable);
 
       // while down: readiness says what is wrong, liveness stays up, writes and jobs fail cleanly
       const health = await call(app, "GET", "/health");
       expect(health.status).toBe(503);
-      expect(health.body.problems.join(" ")).toMatch(/online store/);
+      expect(health.body.problems.join(" ")).toMatch(
+        /online store: Redis at 127\.0\.0\.1:\d+ is unreachable \(E[A-Z]+\)/,
+      );
       expect((await call(app, "GET", "/health/live")).status).toBe(200);
       const push = await call(app, "POST", "/push", {
         push_source_name: "driver_stats_push",
@@ -246,14 +255,18 @@ describe("the online store goes away", () => {
       expect(jobs.body.jobs[0].status).toBe("failed");
       expect(jobs.body.jobs[0].error).toBeTruthy();
 
-      // the outage is logged, but not at every reconnection attempt (one line per distinct error per 10 s)
-      const logged = redisLogLines.filter((l) => /online store \(Redis\) connection error/.test(l.msg));
-      expect(logged.length).toBeGreaterThan(0);
-      expect(logged.length).toBeLessThanOrEqual(new Set(logged.map((l) => l.err)).size * 2);
+      // the outage is logged once, not at every reconnection attempt; the failed requests log no stack trace each
+      expect(redisLogLines.filter((l) => / is unreachable /.test(l.msg)).map((l) => l.msg)).toEqual([
+        expect.stringMatching(unreachable),
+      ]);
+      const failedRequests = appLogLines.filter((l) => /request failed/.test(l.msg));
+      expect(failedRequests.every((l) => l.level === 40 && typeof l.err === "string")).toBe(true);
+      expect(failedRequests.length).toBeLessThanOrEqual(new Set(failedRequests.map((l) => l.err)).size);
 
       const upAt = Date.now();
       redisProc = await startRedis(redisPort);
       await stream.waitFor((r) => r.status === 200, 15, upAt);
+      expect(redisLogLines.filter((l) => / is reachable again$/.test(l.msg))).toHaveLength(1);
       const recoveredAt = Date.now();
       await stream.waitFor((r) => r.start >= recoveredAt, 15, recoveredAt);
       // once back, every lookup sent is answered 200 again: no restart, no stuck connection
@@ -367,7 +380,10 @@ describe("Postgres goes away", () => {
       const offlinePush = await pushOffline();
       expectUnavailable(offlinePush);
       expectUnavailable(await call(app, "POST", "/v1/projects/demo/apply", await exampleDefinitions(), auth));
-      expectUnavailable(await call(app, "GET", "/v1/projects/demo/feature-views", undefined, auth));
+      const registryRead = await call(app, "GET", "/v1/projects/demo/feature-views", undefined, auth);
+      expectUnavailable(registryRead);
+      // the answer names the store that is down, not only the driver's "connect ECONNREFUSED"
+      expect(ErrorBody.parse(registryRead.body).error.message).toMatch(/^Postgres( at \S+)? is unreachable \(.+\)$/);
       expectUnavailable(await materializeAll(app, auth));
       // a push to the online store alone needs no Postgres
       const onlinePush = await call(

@@ -1,6 +1,6 @@
 import { Command, Option } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
-import { pgMessage } from "../db/errors.ts";
+import { pgMessage, postgresFailure } from "../db/errors.ts";
 import { DomainError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { startServer } from "../server.ts";
@@ -98,6 +98,7 @@ export function buildCli(): Command {
 }
 
 function reportAndExit(e: unknown): never {
+  e = postgresFailure(e) ?? e; // "Postgres at HOST:PORT is unreachable (ECONNREFUSED)" rather than the driver's words
   if (e instanceof DomainError) {
     console.error(paint("red", `error: ${e.message}`));
     for (const d of e.details) console.error(paint("red", `  ${d.path ? `${d.path}: ` : ""}${d.message}`));

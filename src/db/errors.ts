@@ -1,14 +1,19 @@
-/** drizzle wraps driver errors ("Failed query: …"); the driver's own message is the one worth showing. */
+import { DomainError, invalid, unavailable } from "../errors.ts";
+
+/**
+ * drizzle wraps driver errors ("Failed query: …"); the driver's own message is the one worth showing. A DomainError's
+ * own message is already the one to show (its cause is the driver's error behind it).
+ */
 export function pgMessage(e: unknown): string {
   let err = e as { message?: string; cause?: unknown } | undefined;
-  while (err?.cause && typeof err.cause === "object") err = err.cause as typeof err;
+  while (!(err instanceof DomainError) && err?.cause && typeof err.cause === "object") err = err.cause as typeof err;
   return err?.message ?? String(e);
 }
 
-/** SQLSTATE of a Postgres error, looking through drizzle's wrapper. */
+/** SQLSTATE (or system error code) of a Postgres error, looking through drizzle's wrapper. */
 export function pgCode(e: unknown): string | undefined {
   let err = e as { code?: unknown; cause?: unknown } | undefined;
-  while (err) {
+  while (err && !(err instanceof DomainError)) {
     if (typeof err.code === "string") return err.code;
     err = err.cause as typeof err;
   }
@@ -18,6 +23,10 @@ export function pgCode(e: unknown): string | undefined {
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
   "ETIMEDOUT",
   "EPIPE",
   "57P01",
@@ -36,4 +45,34 @@ export function isConnectionError(e: unknown): boolean {
   return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error|Query read timeout/i.test(
     msg,
   );
+}
+
+/** Where a failed connection was going, from the system error behind it (`connect ECONNREFUSED 10.0.0.5:5432`). */
+function address(e: unknown): string | undefined {
+  let err = e as { address?: unknown; port?: unknown; cause?: unknown } | undefined;
+  while (err) {
+    if (typeof err.address === "string")
+      return typeof err.port === "number" ? `${err.address}:${err.port}` : err.address;
+    err = err.cause as typeof err;
+  }
+  return /(?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(pgMessage(e))?.[1];
+}
+
+/**
+ * A Postgres error as the rest of Larder should see it, classified here once: a database that cannot be reached is
+ * DomainError("unavailable") naming Postgres, where and why ("Postgres at 127.0.0.1:5432 is unreachable
+ * (ECONNREFUSED)"); a value Postgres refuses (SQLSTATE class 22, data exception: a NUL character in a name, a number out
+ * of a column's range) is the client's invalid_argument (the statement failed, so nothing was written). Anything else:
+ * undefined (not a store failure this knows).
+ */
+export function postgresFailure(e: unknown): DomainError | undefined {
+  if (e instanceof DomainError) return undefined;
+  if (isConnectionError(e)) {
+    const at = address(e);
+    const code = pgCode(e);
+    const why = code && /^E[A-Z_]+$/.test(code) ? code : pgMessage(e).split("\n")[0];
+    return unavailable(`Postgres${at ? ` at ${at}` : ""} is unreachable (${why})`, e);
+  }
+  if (pgCode(e)?.startsWith("22")) return invalid(`invalid value: ${pgMessage(e)}`);
+  return undefined;
 }

@@ -3,15 +3,15 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
-import { isConnectionError, pgCode, pgMessage } from "../db/errors.ts";
-import { DomainError, type ErrorCode, type ErrorDetail } from "../errors.ts";
+import { postgresFailure } from "../db/errors.ts";
+import { DomainError, ErrorCode, type ErrorDetail } from "../errors.ts";
 import { formatPath } from "../registry/validate.ts";
 import type { AppEnv } from "./env.ts";
 
 export const ErrorBody = z
   .object({
     error: z.object({
-      code: z.string().openapi({ example: "invalid_argument" }),
+      code: z.enum(ErrorCode.options).openapi({ example: "invalid_argument" }),
       message: z.string().openapi({ example: "entities.driver_id: 1.5 is not an integer" }),
       details: z.array(z.object({ path: z.string().optional(), message: z.string() }).passthrough()),
     }),
@@ -36,7 +36,7 @@ export class ApiError extends Error {
   override name = "ApiError";
   constructor(
     readonly status: ContentfulStatusCode,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetail[] = [],
   ) {
@@ -59,14 +59,6 @@ export function zodErrorToApi(error: ZodError, where: string): ApiError {
   return new ApiError(400, "invalid_argument", message, details);
 }
 
-function isRedisConnectionError(e: unknown): boolean {
-  const msg = (e as Error)?.message ?? "";
-  // the last ones come from Redis Cluster and Sentinel during a failover (a node down, slots unserved, a demoted master)
-  return /Connection is closed|ECONNREFUSED|Stream isn't writeable|max retries|Command timed out|enableOfflineQueue|CLUSTERDOWN|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes|All sentinels are unreachable|READONLY|MASTERDOWN|LOADING|TRYAGAIN|while the cluster is down/i.test(
-    msg,
-  );
-}
-
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof DomainError) return ApiError.from(err);
@@ -80,16 +72,29 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError(status, code, err.message || "bad request");
   }
   if (err instanceof SyntaxError) return new ApiError(400, "invalid_argument", `malformed JSON body: ${err.message}`);
-  if (isConnectionError(err)) return new ApiError(503, "unavailable", "the registry database is unavailable");
-  // Postgres class 22 (data exception): a value the client sent that Postgres refuses, e.g. a NUL character in a
-  // name or a number out of a column's range. The statement failed, so nothing was written.
-  if (pgCode(err)?.startsWith("22")) return new ApiError(400, "invalid_argument", `invalid value: ${pgMessage(err)}`);
-  if (isRedisConnectionError(err)) return new ApiError(503, "unavailable", "the online store is unavailable");
+  // Redis failures arrive as DomainErrors already (the online store classifies them, src/online/redis-errors.ts);
+  // Postgres is reached through drizzle from many places, so its errors are classified here, by db/errors.ts.
+  const store = postgresFailure(err);
+  if (store) return ApiError.from(store);
   return new ApiError(500, "internal", "internal error");
 }
 
+/** When each unavailability message was last logged: a store outage is a line a minute, not one per request. */
+const unavailableLoggedAt = new Map<string, number>();
+const UNAVAILABLE_LOG_MS = 60_000;
+
 export function onError(err: Error, c: Context<AppEnv>) {
   const api = toApiError(err);
-  if (api.status >= 500) c.get("logger")?.error({ request_id: c.get("requestId"), err }, "request failed");
+  if (api.status === 503) {
+    const now = Date.now();
+    if (now - (unavailableLoggedAt.get(api.message) ?? 0) >= UNAVAILABLE_LOG_MS) {
+      if (unavailableLoggedAt.size >= 100) unavailableLoggedAt.clear();
+      unavailableLoggedAt.set(api.message, now);
+      c.get("logger")?.warn(
+        { request_id: c.get("requestId"), err: api.message },
+        "request failed: a store is unavailable",
+      );
+    }
+  } else if (api.status >= 500) c.get("logger")?.error({ request_id: c.get("requestId"), err }, "request failed");
   return c.json(api.body(), api.status);
 }

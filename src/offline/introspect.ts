@@ -1,7 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { isConnectionError, pgMessage } from "../db/errors.ts";
-import { unavailable } from "../errors.ts";
+import { isConnectionError, pgMessage, postgresFailure } from "../db/errors.ts";
 import type { ColumnTypes, SourceIntrospector } from "../registry/validate.ts";
 import { checkSourceQuery, sourceRelation } from "./sql.ts";
 
@@ -36,7 +35,7 @@ export function createIntrospector(db: Db): SourceIntrospector {
       return { columns };
     } catch (e) {
       // The database being down says nothing about the definitions: a 503, not a list of "bad" sources.
-      if (isConnectionError(e)) throw unavailable(`the offline database is unavailable: ${pgMessage(e)}`);
+      if (isConnectionError(e)) throw postgresFailure(e) ?? e;
       const msg = pgMessage(e);
       return { error: src.table ? `table ${src.table} cannot be read: ${msg}` : `query cannot be run: ${msg}` };
     }

@@ -2,12 +2,11 @@ import { Cluster, Redis } from "ioredis";
 import type { Logger } from "../logger.ts";
 import type { OnlineKv } from "./kv.ts";
 import { type NodeStat, NodeStats } from "./node-stats.ts";
+import { classifyRedisFailures, watchRedis } from "./redis-errors.ts";
 import { ClusterKv, RedisKv } from "./redis-kv.ts";
 import { hostPort, parseRedisUrl, type RedisMode, type RedisTarget } from "./redis-url.ts";
 import { KvOnlineStore } from "./service.ts";
 import type { OnlineStoreInfo } from "./store.ts";
-
-const ERROR_LOG_MS = 10_000;
 
 export interface OnlineRedisOptions {
   /** LARDER_REDIS_READ_FROM: lookups read masters (default) or their replicas. */
@@ -32,27 +31,10 @@ function nodeOptions(opts: OnlineRedisOptions) {
 /** Keep retrying forever, but never more slowly than once a second, so recovery is quick. */
 const retryStrategy = (times: number) => Math.min(times * 100, 1000);
 
-/**
- * ioredis reconnects by itself; its connection errors are logged (once per message per ERROR_LOG_MS, not at every
- * retry) rather than left to its "Unhandled error event" line on stderr.
- */
-function logErrors(client: Redis | Cluster, opts: OnlineRedisOptions, what: string): void {
-  const loggedAt = new Map<string, number>();
-  const log = (e: Error) => {
-    const now = Date.now();
-    if (now - (loggedAt.get(e.message) ?? 0) < ERROR_LOG_MS) return;
-    if (loggedAt.size >= 100) loggedAt.clear();
-    loggedAt.set(e.message, now);
-    opts.logger?.warn({ err: e.message }, `online store (${what}) connection error; reconnecting`);
-  };
-  client.on("error", log);
-  if (client instanceof Cluster) client.on("node error", log);
-}
-
 /** A client for one Redis (what tests and tools use directly). */
 export function connectRedis(url: string, opts: OnlineRedisOptions = {}): Redis {
   const redis = new Redis(url, { ...nodeOptions(opts), lazyConnect: false, retryStrategy });
-  logErrors(redis, opts, "Redis");
+  watchRedis(redis, "Redis", () => `${redis.options.host}:${redis.options.port}`, opts.logger);
   return redis;
 }
 
@@ -95,7 +77,7 @@ export function connectOnlineRedis(target: RedisTarget | string, opts: OnlineRed
       slotsRefreshTimeout: 1000,
       redisOptions: { ...nodeOptions(opts), username: t.username, password: t.password },
     });
-    logErrors(cluster, opts, "Redis Cluster");
+    watchRedis(cluster, "Redis Cluster", () => t.nodes.map(hostPort).join(", "), opts.logger);
     const kv = new ClusterKv(cluster, { waitReplicas, stats, deadlineMs: opts.commandTimeoutMs ?? 2000 });
     return {
       mode: "cluster",
@@ -120,13 +102,13 @@ export function connectOnlineRedis(target: RedisTarget | string, opts: OnlineRed
     reconnectOnError: (e: Error) => (/^READONLY/.test(e.message) ? 1 : false) as 1 | false,
   });
   const master = new Redis(sentinelOptions("master"));
-  logErrors(master, opts, "Redis via Sentinel");
+  const sentinels = t.sentinels.map(hostPort);
+  watchRedis(master, "Redis via the sentinels", () => sentinels.join(", "), opts.logger);
   let replica: Redis | undefined;
   if (opts.readFrom === "replica") {
     replica = new Redis(sentinelOptions("slave"));
-    logErrors(replica, opts, "Redis replica via Sentinel");
+    watchRedis(replica, "Redis replica via the sentinels", () => sentinels.join(", "), opts.logger);
   }
-  const sentinels = t.sentinels.map(hostPort);
   return {
     mode: "sentinel",
     client: master,
@@ -151,7 +133,7 @@ export class RedisOnlineStore extends KvOnlineStore {
             stats: new NodeStats(),
           }
         : redis;
-    super(connection.kv, prefix);
+    super(classifyRedisFailures(connection.kv, connection.client), prefix);
     this.connection = connection;
   }
 
