@@ -25,10 +25,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { freePort, LARDER_BIN, ROOT } from "./support.ts";
+import { clearPrefix } from "../test/support/redis.ts";
+import { PG_ADMIN as ADMIN, freePort, LARDER_BIN, log, REDIS_URL, ROOT } from "./support.ts";
 
-const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const HIST_ENTITIES = 100_000;
 const HIST_ROWS_PER_ENTITY = Math.max(1, Math.round(ROWS / HIST_ENTITIES));
@@ -47,8 +46,6 @@ const FEATURES = [
   ["f8", "double precision", "float64"],
   ["f9", "text", "string"],
 ] as const;
-
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 // ---------------------------------------------------------------- child phases
 
@@ -343,17 +340,6 @@ function runPhase(args: string[]): Promise<PhaseResult> {
 }
 
 /** Deletes every key under the prefix; answers how many there were. */
-async function clearPrefix(redis: Redis, prefix: string): Promise<number> {
-  let cursor = "0";
-  let n = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 5000);
-    cursor = next;
-    if (keys.length) n += await redis.unlink(...keys);
-  } while (cursor !== "0");
-  return n;
-}
-
 async function setup(dbUrl: string) {
   const { connectPostgres } = await import("../src/db/client.ts");
   const { RegistryService } = await import("../src/registry/service.ts");

@@ -34,10 +34,8 @@ import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { clearPrefix } from "../test/support/redis.ts";
-import { freePort, larderCli, markdownTable, ROOT } from "./support.ts";
+import { PG_ADMIN as ADMIN, freePort, larderCli, log, markdownTable, quantile, REDIS_URL, ROOT } from "./support.ts";
 
-const ADMIN = process.env.BENCH_PG_ADMIN ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 /** The fixed-rate measurement alternates between the servers in slices this long (ROUNDS × SECONDS per server in all). */
@@ -71,7 +69,6 @@ const children: ChildProcess[] = [];
 
 const profileArgs = (name: string) =>
   process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.join(process.env.BENCH_PROFILE, name)}`] : [];
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const col = (v: number, f: number) => `c${v * PER_VIEW + f}`;
 
 /** Starts a node process; its stdout goes to `stdoutFile` when given (larder's request log), else is watched for `ready`. */
@@ -344,11 +341,6 @@ function fixedRate(t: Target, list: string[], seconds: number, rate: number): Pr
   });
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 async function check(ours: Target, floor: Target, s: Scenario): Promise<void> {
   // both must answer the same values: the floor is only a floor if it does the same work
   const body = JSON.parse(bodies(s)[0]!);
@@ -462,12 +454,7 @@ async function main() {
         for (const t of order) {
           const m = await fixedRate(t, list, SLICE_SECONDS, rate);
           const acc = t === ours ? fixed.ours : fixed.floor;
-          (t === ours ? slicesP99.ours : slicesP99.floor).push(
-            percentile(
-              [...m.latencies].sort((a, b) => a - b),
-              99,
-            ),
-          );
+          (t === ours ? slicesP99.ours : slicesP99.floor).push(quantile([...m.latencies], 0.99));
           for (const x of m.latencies) acc.latencies.push(x);
           acc.errors += m.errors;
           tally(t === ours ? why.ours : why.floor, m.why);
@@ -479,13 +466,13 @@ async function main() {
           log(`${s.name}: ${name} p99 per slice, in order: ${list.map((x) => x.toFixed(1)).join(" ")}`);
       const lo = fixed.ours.latencies.sort((a, b) => a - b);
       const lf = fixed.floor.latencies.sort((a, b) => a - b);
-      const [p50o, p99o, p50f, p99f] = [percentile(lo, 50), percentile(lo, 99), percentile(lf, 50), percentile(lf, 99)];
+      const [p50o, p99o, p50f, p99f] = [quantile(lo, 0.5), quantile(lo, 0.99), quantile(lf, 0.5), quantile(lf, 0.99)];
       const tRatio = oursRps / floorRps;
       const pRatio = p99o / p99f;
       // Each slice of one server beside the slice of the other next to it: one stall of the whole machine (a pooled p99
       // is 1% of the samples, a stall of a few hundred ms in one slice can be all of it) moves one pair, not the median.
       const pairRatios = slicesP99.ours.map((o, i) => o / slicesP99.floor[i]!).sort((a, b) => a - b);
-      const pairMedian = percentile(pairRatios, 50);
+      const pairMedian = quantile(pairRatios, 0.5);
       const oursErrors = sat.ours.errors + fixed.ours.errors;
       const floorErrors = sat.floor.errors + fixed.floor.errors;
       for (const [name, w] of [

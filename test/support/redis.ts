@@ -9,13 +9,16 @@ export function testPrefix(): string {
 }
 
 /** Deletes every key under a prefix. */
-export async function clearPrefix(redis: Redis, prefix: string): Promise<void> {
+/** Deletes every key under `prefix`; answers how many there were (the benches check what a run wrote with it). */
+export async function clearPrefix(redis: Redis, prefix: string): Promise<number> {
   let cursor = "0";
+  let n = 0;
   do {
     const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
     cursor = next;
-    if (keys.length) await redis.del(...keys);
+    if (keys.length) n += await redis.del(...keys);
   } while (cursor !== "0");
+  return n;
 }
 
 export function newRedis(): Redis {
