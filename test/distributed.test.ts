@@ -181,6 +181,11 @@ describe("distributed materialisation", { timeout: 120_000 }, () => {
     const pids = new Set(done.partitions.map((p: { worker: string }) => Number(p.worker.split(":").pop())));
     for (const pid of pids) expect([server.child.pid, ...workers.map((w) => w.pid)]).toContain(pid);
     await expectOnlineEqualsOffline();
+    // the server reports the work of every process: nothing queued or running now
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^larder_materialization_queue_depth 0$/m);
+    expect(metrics).toMatch(/^larder_materialization_partitions\{status="running"\} 0$/m);
+    expect(metrics).toMatch(/^larder_materialization_partitions\{status="queued"\} 0$/m);
   });
 
   it("SIGKILL a worker half-way through its partition: another takes it over, and the job still ends exactly", async () => {
@@ -232,11 +237,16 @@ describe("distributed materialisation", { timeout: 120_000 }, () => {
     const res = await api("POST", "/v1/projects/d/materialize?async=true", { ...WINDOW, partitions: 4 });
     expect(res.status).toBe(202);
     const id = res.body.jobs[0].id as string;
-    await until(
-      "a partition running",
+    const running = await until(
+      "a partition running with rows written",
       () => job(id),
-      (j) => j.partitions.some((p) => p.status === "running"),
+      (j) => j.partitions.some((p) => p.status === "running" && p.rows_written > 0),
     );
+    // rows/s of the process running it, as every server reports it
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const busy = running.partitions.find((p) => p.status === "running")!.worker!;
+    expect(metrics).toContain(`larder_materialization_worker_rows_per_second{worker="${busy}"}`);
+    expect(metrics).toMatch(/^larder_materialization_partitions\{status="running"\} [1-9]/m);
     const cancel = await api("DELETE", `/v1/projects/d/materialization-jobs/${id}`);
     expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
     expect(cancel.body.status).toBe("cancelled");
