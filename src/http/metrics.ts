@@ -2,8 +2,8 @@ import { z } from "@hono/zod-openapi";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { MaterializationJob } from "../offline/job.ts";
 import type { NodeStat } from "../online/node-stats.ts";
-import type { OnlineFeaturesRequest, OnlineStore } from "../online/store.ts";
-import type { RegistrySnapshot } from "../registry/snapshot.ts";
+import type { OnlineFeaturesRequest, OnlineReadOptions, OnlineStore, StatusCounter } from "../online/store.ts";
+import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { scopedRoute } from "./access.ts";
 import type { App } from "./app-types.ts";
 import { toApiError } from "./errors.ts";
@@ -43,6 +43,9 @@ export class Metrics {
   private readonly features: Counter<"project">;
   private readonly rows: Counter<"project" | "feature_view" | "kind">;
   private readonly jobs: Histogram<"project" | "feature_view" | "status">;
+  /** Values served since the last scrape, by view and status (LOOKUP_STATUSES order), added to the counter at scrape. */
+  private readonly statusCells = new Map<string, { project: string; view: string; cells: Float64Array }>();
+  private readonly statusCellsOf = new WeakMap<CompiledView, Float64Array>();
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -89,6 +92,21 @@ export class Metrics {
       labelNames: ["project", "feature_view", "status"],
       buckets: [0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
       registers,
+    });
+    const statusCells = this.statusCells;
+    new Counter({
+      name: "larder_online_lookup_status_total",
+      help: "Values served by online lookups (entity row × feature), by feature view and status",
+      labelNames: ["project", "feature_view", "status"],
+      registers,
+      collect() {
+        for (const { project, view, cells } of statusCells.values())
+          for (let s = 0; s < LOOKUP_STATUSES.length; s++) {
+            // inc by 0 too: every status of a view that was read has a series, so rate() of a rare one reads 0, not absent
+            this.inc({ project, feature_view: view, status: LOOKUP_STATUSES[s]! }, cells[s]!);
+            cells[s] = 0;
+          }
+      },
     });
     const age = opts.snapshotAgeSeconds;
     new Gauge({
@@ -205,6 +223,30 @@ export class Metrics {
     series.features.inc(entityRows * featureCount);
   }
 
+  /**
+   * Counts the statuses of the values one lookup served from one view. The hot path only adds to numbers kept per view
+   * (found through a WeakMap on the compiled view); the counter takes them at scrape time.
+   */
+  readonly lookupStatuses: StatusCounter = (view, present, notFound, nullValue, outsideMaxAge) => {
+    let cells = this.statusCellsOf.get(view);
+    if (cells === undefined) cells = this.statusCellsFor(view);
+    cells[0]! += present;
+    cells[1]! += notFound;
+    cells[2]! += nullValue;
+    cells[3]! += outsideMaxAge;
+  };
+
+  /** The numbers of a view by project and name: a new snapshot of the registry keeps counting into the same ones. */
+  private statusCellsFor(view: CompiledView): Float64Array {
+    const entry = seriesFor(this.statusCells, `${view.project}\0${view.name}`, () => ({
+      project: view.project,
+      view: view.name,
+      cells: new Float64Array(LOOKUP_STATUSES.length),
+    }));
+    this.statusCellsOf.set(view, entry.cells);
+    return entry.cells;
+  }
+
   /** A materialisation job ended (status: `succeeded`, `failed`…). */
   materialized(job: {
     project: string;
@@ -237,6 +279,9 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
+
+/** The statuses an online lookup answers, in the order `lookupStatuses` counts them. */
+export const LOOKUP_STATUSES = ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"] as const;
 
 type CounterSeries = ReturnType<Counter["labels"]>;
 type HistogramSeries = ReturnType<Histogram["labels"]>;
@@ -293,14 +338,25 @@ export function instrumentOnlineStore(store: OnlineStore, metrics: Metrics): Onl
       0;
     metrics.served(snapshot.project, rows, features);
   };
+  // The route passes the same options object on every lookup: the counting copy of it is made once.
+  const counting = new WeakMap<OnlineReadOptions, OnlineReadOptions>();
+  const withCounting = (opts: OnlineReadOptions): OnlineReadOptions => {
+    if ("onStatuses" in opts) return opts; // a caller that counts for itself (or not at all: verify's reads serve nobody)
+    let c = counting.get(opts);
+    if (c === undefined) {
+      c = { ...opts, onStatuses: metrics.lookupStatuses };
+      counting.set(opts, c);
+    }
+    return c;
+  };
   const lookup: OnlineStore["getOnlineFeatures"] = (snapshot, req, opts) =>
-    store.getOnlineFeatures(snapshot, req, opts).then((text) => {
+    store.getOnlineFeatures(snapshot, req, withCounting(opts)).then((text) => {
       served(snapshot, req);
       return text;
     }, failedRead);
   const lookupBytes: OnlineStore["getOnlineFeaturesBytes"] = store.getOnlineFeaturesBytes
     ? (snapshot, req, opts) =>
-        store.getOnlineFeaturesBytes!(snapshot, req, opts).then((bytes) => {
+        store.getOnlineFeaturesBytes!(snapshot, req, withCounting(opts)).then((bytes) => {
           served(snapshot, req);
           return bytes;
         }, failedRead)

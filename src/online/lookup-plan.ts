@@ -26,6 +26,8 @@ export interface ResolvedLookup {
   views: CompiledView[];
   /** The features' output names as JSON strings, comma-separated. */
   featureNamesJson: string;
+  /** Features requested of each view, in the order of `views`: each entity row serves that many of its values. */
+  perView: Int32Array;
 }
 
 /**
@@ -50,7 +52,14 @@ export function resolveLookup(snapshot: RegistrySnapshot, req: OnlineFeaturesReq
   const features = resolveFeatures(snapshot, req);
   const views: CompiledView[] = [];
   for (const f of features) views[f.viewIndex] = f.view;
-  const lookup = { features, views, featureNamesJson: features.map((f) => JSON.stringify(f.name)).join(",") };
+  const perView = new Int32Array(views.length);
+  for (const f of features) perView[f.viewIndex]!++;
+  const lookup = {
+    features,
+    views,
+    featureNamesJson: features.map((f) => JSON.stringify(f.name)).join(","),
+    perView,
+  };
   if (cacheKey !== undefined) {
     if (!cache) {
       cache = new Map();

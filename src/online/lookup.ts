@@ -82,7 +82,7 @@ export async function lookupBytes(
   req: OnlineFeaturesRequest,
   opts: OnlineReadOptions,
 ): Promise<Buffer> {
-  const { features, views, featureNamesJson } = resolveLookup(snapshot, req);
+  const { features, views, featureNamesJson, perView } = resolveLookup(snapshot, req);
 
   const { entityNames, n, columns } = entityRows(snapshot, req.entities, views, opts.maxEntityRows);
 
@@ -156,6 +156,11 @@ export async function lookupBytes(
   // A view's statuses and event times are the same for each of its features (but for NULL_VALUE): built once per view.
   const viewTs = new Array<Buffer>(views.length);
   const viewStatuses = new Array<Buffer>(views.length);
+  // Entity rows per view and status (present, not found, outside max age), counted only when someone listens: the
+  // statuses are known here anyway, and a view's features share its rows' statuses (but for NULL_VALUE, counted below).
+  const countStatuses = opts.onStatuses;
+  const rowStatus = countStatuses ? new Int32Array(views.length * 3) : undefined;
+  const nullValues = countStatuses ? new Int32Array(views.length) : undefined;
   for (let v = 0; v < views.length; v++) {
     if (n === 1) {
       // one entity row (the common online lookup): the stored bytes themselves, and a constant status
@@ -164,6 +169,7 @@ export async function lookupBytes(
       viewTs[v] =
         f < 0 ? EPOCH_BYTES : raw[k]!.subarray(bounds[f + HEADER_TS_JSON]!, bounds[f + HEADER_TS_JSON + 1]! - 1);
       viewStatuses[v] = f < 0 ? NOT_FOUND_BYTES : stale[k] ? OUTSIDE_BYTES : PRESENT_BYTES;
+      if (rowStatus) rowStatus[v * 3 + (f < 0 ? 1 : stale[k] ? 2 : 0)]!++;
       continue;
     }
     const ts = new ByteWriter(n * 30 + 16);
@@ -175,6 +181,7 @@ export async function lookupBytes(
       if (f < 0) ts.all(EPOCH_BYTES);
       else ts.bytes(raw[k]!, bounds[f + HEADER_TS_JSON]!, bounds[f + HEADER_TS_JSON + 1]! - 1);
       statuses += (r ? "," : "") + (f < 0 ? S_NOT_FOUND : stale[k] ? S_OUTSIDE : S_PRESENT);
+      if (rowStatus) rowStatus[v * 3 + (f < 0 ? 1 : stale[k] ? 2 : 0)]!++;
     }
     viewTs[v] = ts.result();
     viewStatuses[v] = Buffer.from(statuses, "latin1");
@@ -242,7 +249,10 @@ export async function lookupBytes(
         let status = S_PRESENT;
         if (o < 0) status = S_NOT_FOUND;
         else if (stale[k]) status = S_OUTSIDE;
-        else if (isNullFragment(raw[k]!, bounds[o + fi]!, bounds[o + fi + 1]! - 1)) status = S_NULL;
+        else if (isNullFragment(raw[k]!, bounds[o + fi]!, bounds[o + fi + 1]! - 1)) {
+          status = S_NULL;
+          if (nullValues) nullValues[f.viewIndex]!++;
+        }
         statuses += (r ? "," : "") + status;
       }
       out.text(statuses);
@@ -252,5 +262,17 @@ export async function lookupBytes(
     } else out.all(viewTail(f.viewIndex));
   }
   out.all(CLOSE_ANSWER);
+  if (countStatuses && rowStatus && nullValues)
+    for (let v = 0; v < views.length; v++) {
+      const per = perView[v]!;
+      const nulls = nullValues[v]!;
+      countStatuses(
+        views[v]!,
+        per * rowStatus[v * 3]! - nulls,
+        per * rowStatus[v * 3 + 1]!,
+        nulls,
+        per * rowStatus[v * 3 + 2]!,
+      );
+    }
   return out.result();
 }

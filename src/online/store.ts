@@ -69,4 +69,18 @@ export interface OnlineReadOptions {
   maxEntityRows: number;
   /** The time of the request (epoch ms), against which ttl is enforced; default now. */
   nowMs?: number;
+  /** Told, once per view of an answered lookup, how many of the values served have each status. */
+  onStatuses?: StatusCounter;
 }
+
+/**
+ * The statuses of the values one lookup served from one view (a value: one entity row × one feature), counted as the
+ * answer is built (larder_online_lookup_status_total).
+ */
+export type StatusCounter = (
+  view: CompiledView,
+  present: number,
+  notFound: number,
+  nullValue: number,
+  outsideMaxAge: number,
+) => void;
