@@ -279,6 +279,8 @@ describe("jobs: failures, conflicts, the record", () => {
       },
       getOnlineFeatures: t.online.getOnlineFeatures.bind(t.online),
       ping: () => t.online.ping(),
+      recordPush: t.online.recordPush.bind(t.online),
+      lastPushes: t.online.lastPushes.bind(t.online),
       close: async () => {},
     };
   };

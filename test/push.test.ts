@@ -203,6 +203,8 @@ describe("POST /push", () => {
       },
       getOnlineFeatures: t.online.getOnlineFeatures.bind(t.online),
       ping: t.online.ping.bind(t.online),
+      recordPush: t.online.recordPush.bind(t.online),
+      lastPushes: t.online.lastPushes.bind(t.online),
       close: async () => {},
     };
     await expect(

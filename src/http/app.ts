@@ -1,4 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { freshnessSamples } from "../quality/freshness.ts";
 import { accessResolver, routeAccess } from "./access.ts";
 import type { App, AppDeps } from "./app-types.ts";
 import type { AppEnv } from "./env.ts";
@@ -8,6 +9,7 @@ import { createMetrics, instrumentOnlineStore, registerMetricsRoute } from "./me
 import { registerConsoleRoutes } from "./routes/console.ts";
 import { registerOfflineRoutes } from "./routes/offline.ts";
 import { registerOnlineRoutes } from "./routes/online.ts";
+import { registerQualityRoutes } from "./routes/quality.ts";
 import { registerRegistryRoutes } from "./routes/registry.ts";
 import { registerSystemRoutes } from "./routes/system.ts";
 
@@ -25,6 +27,15 @@ export function createApp(deps: AppDeps): App {
     throw new Error("a request before the routes were registered");
   };
   const metrics = deps.metrics ?? createMetrics({ snapshotAgeSeconds: () => deps.snapshots.ageSeconds() });
+  const { db, online, registry, snapshots } = deps;
+  metrics.watchFreshness(async () => {
+    const projects = await registry.listProjects();
+    const snaps = await Promise.all(projects.map((p) => snapshots.get(p.name)));
+    return freshnessSamples(
+      { db, online },
+      snaps.map((s) => ({ project: s.project, views: [...s.views.keys()] })),
+    );
+  });
   // Routes see the store through the metrics (errors, entities and features served). A copy: the caller's deps stay as given.
   deps = { ...deps, metrics, online: instrumentOnlineStore(deps.online, metrics) };
   app.use(
@@ -45,6 +56,7 @@ export function createApp(deps: AppDeps): App {
   registerRegistryRoutes(app, deps);
   registerOfflineRoutes(app, deps);
   registerOnlineRoutes(app, deps);
+  registerQualityRoutes(app, deps);
   registerConsoleRoutes(app, deps);
   access = accessResolver(routeAccess(app), deps.defaultProject);
   return app;

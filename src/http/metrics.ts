@@ -3,6 +3,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { MaterializationJob } from "../offline/job.ts";
 import type { NodeStat } from "../online/node-stats.ts";
 import type { OnlineFeaturesRequest, OnlineReadOptions, OnlineStore, StatusCounter } from "../online/store.ts";
+import type { FreshnessSample } from "../quality/freshness.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { scopedRoute } from "./access.ts";
 import type { App } from "./app-types.ts";
@@ -107,6 +108,33 @@ export class Metrics {
             cells[s] = 0;
           }
       },
+    });
+    // Read at scrape time from Postgres and the online store, so every server exports the same figures (a view
+    // materialised by another server or the CLI included); a store that cannot answer keeps the last figures.
+    const readFreshness = () => this.freshnessSamples();
+    const freshness = (pick: (s: FreshnessSample) => number | null) =>
+      async function (this: Gauge<"project" | "feature_view">) {
+        const samples = await readFreshness();
+        if (!samples) return;
+        this.reset();
+        for (const s of samples) {
+          const us = pick(s);
+          if (us !== null) this.set({ project: s.project, feature_view: s.feature_view }, us / 1_000_000);
+        }
+      };
+    new Gauge({
+      name: "larder_feature_view_last_materialized_timestamp_seconds",
+      help: "End of the last successful materialisation window of a feature view (epoch seconds)",
+      labelNames: ["project", "feature_view"],
+      registers,
+      collect: freshness((s) => s.lastMaterializedEnd),
+    });
+    new Gauge({
+      name: "larder_feature_view_last_push_timestamp_seconds",
+      help: "Newest event time pushed to a feature view's online store (epoch seconds)",
+      labelNames: ["project", "feature_view"],
+      registers,
+      collect: freshness((s) => s.lastPush),
     });
     const age = opts.snapshotAgeSeconds;
     new Gauge({
@@ -245,6 +273,29 @@ export class Metrics {
     }));
     this.statusCellsOf.set(view, entry.cells);
     return entry.cells;
+  }
+
+  private freshnessSource: (() => Promise<FreshnessSample[]>) | undefined;
+  private freshnessPending: Promise<FreshnessSample[] | undefined> | undefined;
+
+  /** Where the freshness gauges read their figures at scrape time (createApp: the registry, Postgres, the online store). */
+  watchFreshness(source: () => Promise<FreshnessSample[]>): void {
+    this.freshnessSource = source;
+  }
+
+  /**
+   * The figures, read once for both gauges of a scrape (a scrape asks every metric at once, so the second asks while
+   * the first read is under way); undefined when they could not be read.
+   */
+  private freshnessSamples(): Promise<FreshnessSample[] | undefined> {
+    const source = this.freshnessSource;
+    if (!source) return Promise.resolve(undefined);
+    this.freshnessPending ??= source()
+      .catch(() => undefined)
+      .finally(() => {
+        this.freshnessPending = undefined;
+      });
+    return this.freshnessPending;
   }
 
   /** A materialisation job ended (status: `succeeded`, `failed`…). */

@@ -165,12 +165,18 @@ async function writeOnline(online: OnlineStore, prepared: PreparedFrame): Promis
   const counts = { rows: prepared.n, written: 0, skipped_older: 0 };
   // Views are written one after the other; each write is atomic per key and never older-over-newer, so a retry
   // after a failure part-way is safe.
+  const pushed: { view: CompiledView; eventTs: number }[] = [];
   for (const { view, rows } of prepared.online) {
     if (!view.online || rows.length === 0) continue;
     const { written, skipped } = await online.write(view, rows);
     counts.written += written;
     counts.skipped_older += skipped;
+    let newest = rows[0]!.eventTs;
+    for (const r of rows) if (r.eventTs > newest) newest = r.eventTs;
+    pushed.push({ view, eventTs: newest });
   }
+  // after the rows: the time recorded is never one the store does not hold yet (freshness, last-push metric)
+  await online.recordPush(pushed);
   return counts;
 }
 

@@ -1,5 +1,6 @@
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import type { OnlineKv } from "./kv.ts";
+import { lastPushEntry, lastPushKey, readLastPush } from "./last-push.ts";
 import { lookupBytes } from "./lookup.ts";
 import type { OnlineFeaturesRequest, OnlineReadOptions, OnlineStore, OnlineWriteRow, WriteResult } from "./store.ts";
 import { writeRows } from "./write.ts";
@@ -33,6 +34,19 @@ export class KvOnlineStore implements OnlineStore {
     opts: OnlineReadOptions,
   ): Promise<Buffer> {
     return lookupBytes(this.kv, this.prefix, snapshot, req, opts);
+  }
+
+  async recordPush(pushes: { view: CompiledView; eventTs: number }[]): Promise<void> {
+    if (pushes.length === 0) return;
+    await this.kv.putIfNewer(
+      pushes.map((p) => lastPushEntry(this.prefix, p.view.project, p.view.name, Math.round(p.eventTs))),
+    );
+  }
+
+  async lastPushes(project: string, views: string[]): Promise<(number | null)[]> {
+    if (views.length === 0) return [];
+    const values = await this.kv.getMany(views.map((v) => lastPushKey(this.prefix, project, v)));
+    return values.map(readLastPush);
   }
 
   ping(): Promise<void> {

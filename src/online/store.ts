@@ -39,6 +39,13 @@ export interface OnlineStore {
     req: OnlineFeaturesRequest,
     opts: OnlineReadOptions,
   ): Promise<Uint8Array>;
+  /**
+   * Records, per view, the newest event time (epoch µs) of a push or write that reached the online store; a time older
+   * than the one recorded changes nothing. Kept in the store, so every server shares it and it outlives restarts.
+   */
+  recordPush(pushes: { view: CompiledView; eventTs: number }[]): Promise<void>;
+  /** The newest event time (epoch µs) recorded by `recordPush` for each of the project's views named; null: none. */
+  lastPushes(project: string, views: string[]): Promise<(number | null)[]>;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
