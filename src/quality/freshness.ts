@@ -42,7 +42,10 @@ export async function lastMaterializedEnds(db: Db, project?: string): Promise<Ma
   const out = new Map<string, Map<string, number>>();
   for (const r of rows) {
     let views = out.get(r.project);
-    if (!views) out.set(r.project, (views = new Map()));
+    if (!views) {
+      views = new Map();
+      out.set(r.project, views);
+    }
     views.set(r.feature_view, Number(r.end_us));
   }
   return out;
