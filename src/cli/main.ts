@@ -12,6 +12,7 @@ import { formatPlan, paint } from "./format.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
 import { registerWorkerCommands } from "./worker-commands.ts";
+import { registerQualityCommands } from "./quality-commands.ts";
 
 export function buildCli(): Command {
   const program = new Command();
@@ -94,6 +95,7 @@ export function buildCli(): Command {
   registerOfflineCommands(program);
   registerCodegenCommands(program);
   registerWorkerCommands(program);
+  registerQualityCommands(program);
   return program;
 }
 

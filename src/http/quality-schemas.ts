@@ -17,3 +17,49 @@ export const Freshness = z
   })
   .openapi("Freshness");
 export type Freshness = z.infer<typeof Freshness>;
+
+export const VerifyBody = z
+  .object({
+    feature_views: z
+      .array(z.string())
+      .nullish()
+      .openapi({ description: "views to verify; omitted: every online view", example: ["driver_hourly_stats"] }),
+    sample: z
+      .number({ error: "sample must be a number of entities" })
+      .int("sample must be a whole number")
+      .min(1)
+      .max(100_000)
+      .nullish()
+      .openapi({ description: "entities per view (default 1000); all of them when the view has fewer", example: 1000 }),
+  })
+  .strict()
+  .openapi("VerifyRequest");
+export type VerifyBody = z.infer<typeof VerifyBody>;
+
+export const VerifyExample = z
+  .object({
+    entity: z.record(z.string(), z.unknown()).openapi({ example: { driver_id: 1001 } }),
+    issue: z.enum(["mismatch", "missing_online"]),
+    online_status: z.enum(["PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"]),
+    differences: z.array(z.object({ feature: z.string(), online: z.unknown(), offline: z.unknown() })),
+  })
+  .openapi("VerifyExample");
+
+export const ViewVerification = z
+  .object({
+    feature_view: z.string(),
+    sampled: z.number().int().openapi({ description: "entities compared" }),
+    matching: z.number().int(),
+    mismatching: z.number().int().openapi({ description: "entities with at least one value that differs" }),
+    missing_online: z.number().int().openapi({ description: "entities the online store does not have at all" }),
+    examples: z.array(VerifyExample).openapi({ description: "up to 5 of the entities that did not match" }),
+  })
+  .openapi("ViewVerification");
+
+export const Verification = z
+  .object({
+    as_of: z.string().openapi({ description: "the time both stores were read as of (RFC 3339, UTC)" }),
+    results: z.array(ViewVerification),
+  })
+  .openapi("Verification");
+export type Verification = z.infer<typeof Verification>;

@@ -1,10 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { notFound } from "../../errors.ts";
 import { viewFreshness } from "../../quality/freshness.ts";
+import { verify } from "../../quality/verify.ts";
 import type { RegistrySnapshot } from "../../registry/snapshot.ts";
 import type { App, AppDeps } from "../app.ts";
-import { Freshness } from "../quality-schemas.ts";
-import { errorResponses, json, ObjectParams } from "../schemas.ts";
+import { Freshness, Verification, VerifyBody } from "../quality-schemas.ts";
+import { errorResponses, json, ObjectParams, ProjectParam } from "../schemas.ts";
 
 function viewOf(snap: RegistrySnapshot, name: string) {
   const view = snap.views.get(name);
@@ -27,6 +28,37 @@ export function registerQualityRoutes(app: App, deps: AppDeps) {
       const { project, name } = c.req.valid("param");
       const view = viewOf(await deps.snapshots.getExisting(project), name);
       return c.json(await viewFreshness(deps, view), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/projects/{project}/verify",
+      tags: ["quality"],
+      summary: "Compare the online store with the offline store as of now, on a sample of each view's entities",
+      description:
+        "For each view, a sample of the entities with a row in the batch source as of now (all of them when fewer than " +
+        "`sample`): the online answer against historical retrieval with now as the timestamp (the same point-in-time " +
+        "rule, ttl included). Values are compared by dtype (float32 as float32). Reads only: a read key will do.",
+      request: {
+        params: ProjectParam,
+        body: { content: { "application/json": { schema: VerifyBody } }, required: true },
+      },
+      responses: {
+        200: json(Verification, "Per view: entities sampled, matching, mismatching, missing online"),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { project } = c.req.valid("param");
+      const body = c.req.valid("json");
+      const snap = await deps.snapshots.getExisting(project);
+      const result = await verify(deps, snap, {
+        feature_views: body.feature_views ?? undefined,
+        sample: body.sample ?? undefined,
+      });
+      return c.json(result, 200);
     },
   );
 }
