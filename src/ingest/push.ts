@@ -126,6 +126,8 @@ export function prepareFrame(views: CompiledView[], batch: PostgresSourceSpec, d
     }
   }
 
+  checkExpectations(views, features, n);
+
   const online = views.map((view) => {
     const keyCols = view.joinKeys.map((k) => keys.get(k)!);
     const valueCols = view.features.map((f) => features.get(`${f.name}\0${f.dtype}`)!);
@@ -148,6 +150,48 @@ export function prepareFrame(views: CompiledView[], batch: PostgresSourceSpec, d
     return { name, kind: "feature", dtype, values: features.get(`${name}\0${dtype}`)! };
   });
   return { n, online, offline };
+}
+
+/** Violations named in one 400: enough to fix a frame, not a wall of text. */
+const MAX_VIOLATIONS = 20;
+
+/**
+ * Every value against the expectations of the features of every view it is written to (features: converted columns by
+ * name and dtype). Any violation is a 400 naming each offending cell (`df.<feature>[<row>]`), before anything is written.
+ */
+function checkExpectations(views: CompiledView[], features: Map<string, unknown[]>, n: number): void {
+  const details: { path: string; message: string; feature_view: string; feature: string; row: number }[] = [];
+  const seen = new Set<string>();
+  let total = 0;
+  for (const view of views)
+    for (const f of view.features) {
+      const check = f.check;
+      if (!check) continue;
+      const values = features.get(`${f.name}\0${f.dtype}`)!;
+      for (let r = 0; r < n; r++) {
+        const problem = check(values[r]);
+        if (problem === undefined) continue;
+        const path = `df.${f.name}[${r}]`;
+        if (seen.has(`${path} ${problem}`)) continue; // two views with the same expectation on one column
+        seen.add(`${path} ${problem}`);
+        total++;
+        if (details.length < MAX_VIOLATIONS)
+          details.push({
+            path,
+            message: `${problem} (expected by feature view ${view.name})`,
+            feature_view: view.name,
+            feature: f.name,
+            row: r,
+          });
+      }
+    }
+  if (total === 0) return;
+  details.sort((a, b) => a.row - b.row || a.path.localeCompare(b.path));
+  const first = details[0]!;
+  throw invalid(
+    `${first.path}: ${first.message}${total > 1 ? `; ${total} values in all break the features' expectations` : ""}; nothing was written`,
+    details,
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import cronParser from "cron-parser";
 import { z } from "zod";
 import { DtypeSchema, KeyTypeSchema, parseTtl } from "./dtypes.ts";
+import { Expectation, expectationProblems } from "./expectations.ts";
 
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const Identifier = z.string().regex(IDENTIFIER, "must be an identifier ([A-Za-z_][A-Za-z0-9_]*)");
@@ -99,7 +100,24 @@ export const DataSourceSpec = z.discriminatedUnion("kind", [PostgresSourceSpec, 
 });
 export type DataSourceSpec = z.infer<typeof DataSourceSpec>;
 
-export const FieldSpec = z.object({ name: Identifier, dtype: DtypeSchema, description: Text, tags: Tags }).strict();
+export const FieldSpec = z
+  .object({ name: Identifier, dtype: DtypeSchema, description: Text, tags: Tags, expect: Expectation.optional() })
+  .strict()
+  .superRefine((f, ctx) => {
+    if (f.expect)
+      for (const p of expectationProblems(f.dtype, f.expect))
+        ctx.addIssue({
+          code: "custom",
+          message: p.message,
+          path: [
+            "expect",
+            ...p.path
+              .split(/[[\].]/)
+              .filter(Boolean)
+              .map((x) => (/^\d+$/.test(x) ? Number(x) : x)),
+          ],
+        });
+  });
 export type FieldSpec = z.infer<typeof FieldSpec>;
 
 /** Most partitions one job may be split into. */

@@ -8,6 +8,7 @@ import type {
   PushSourceSpec,
 } from "./definitions.ts";
 import type { Dtype, KeyType } from "./dtypes.ts";
+import { compileExpectation, type ValueCheck } from "./expectations.ts";
 
 export interface CompiledEntity {
   name: string;
@@ -21,6 +22,8 @@ export interface CompiledFeature {
   dtype: Dtype;
   /** Position in the view's schema: the order values are stored in. */
   index: number;
+  /** The check of the feature's `expect`, if it has one. */
+  check?: ValueCheck | undefined;
 }
 
 export interface CompiledView {
@@ -107,7 +110,12 @@ export function compileSnapshot(project: string, version: number, defs: Definiti
       if (!e) throw new Error(`feature view ${v.name}: unknown entity ${n}`);
       return e;
     });
-    const features = v.schema.map((f, index) => ({ name: f.name, dtype: f.dtype, index }));
+    const features = v.schema.map((f, index) => ({
+      name: f.name,
+      dtype: f.dtype,
+      index,
+      check: compileExpectation(f.dtype, f.expect),
+    }));
     const view: CompiledView = {
       project,
       name: v.name,

@@ -1,0 +1,140 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorBody } from "../src/http/errors.ts";
+import { rowsOf } from "../src/offline/sql.ts";
+import { createTestContext, type TestContext } from "./support/app.ts";
+
+let t: TestContext;
+
+const defs = (schema: unknown[]) => ({
+  entities: [{ name: "driver", join_key: "driver_id", value_type: "int64" }],
+  data_sources: [
+    {
+      name: "stats",
+      kind: "postgres",
+      table: "public.q_stats",
+      timestamp_field: "event_timestamp",
+    },
+    { name: "stats_push", kind: "push", batch_source: "stats" },
+  ],
+  feature_views: [{ name: "checked", entities: ["driver"], source: "stats_push", ttl: 0, schema }],
+});
+
+const SCHEMA = [
+  { name: "rate", dtype: "float32", expect: { not_null: true, min: 0, max: 1 } },
+  { name: "trips", dtype: "int64", expect: { min: 0 } },
+  { name: "tier", dtype: "string", expect: { one_of: ["gold", "silver"], max_length: 6 } },
+  { name: "tags", dtype: "string[]", expect: { max_length: 2 } },
+];
+
+beforeAll(async () => {
+  t = await createTestContext({ defaultProject: "q" });
+  await t.deps.db.execute(
+    sql`CREATE TABLE public.q_stats (driver_id bigint, event_timestamp timestamptz, rate real, trips bigint, tier text, tags text[])`,
+  );
+  const res = await t.call("POST", "/v1/projects/q/apply", defs(SCHEMA));
+  expect(res.status).toBe(200);
+});
+afterAll(async () => t?.close());
+
+const ts = new Date(Date.now() - 60_000).toISOString();
+const frame = (over: Record<string, unknown[]> = {}) => ({
+  driver_id: [1, 2, 3, 4],
+  event_timestamp: [ts, ts, ts, ts],
+  rate: [0, 0.5, 1, 0.25],
+  trips: [0, 1, 2, 3],
+  tier: ["gold", "silver", null, "gold"],
+  tags: [[], ["a", "b"], null, ["c"]],
+  ...over,
+});
+
+async function onlineRows(): Promise<string[]> {
+  const res = await t.call("POST", "/get-online-features", {
+    features: ["checked:rate"],
+    entities: { driver_id: [1, 2, 3, 4] },
+  });
+  expect(res.status).toBe(200);
+  return res.body.results[1].statuses;
+}
+const offlineCount = async () =>
+  Number(rowsOf<{ n: unknown }>(await t.deps.db.execute(sql`SELECT count(*) AS n FROM public.q_stats`))[0]!.n);
+
+describe("expectations on pushes and writes", () => {
+  it("a push breaking any expectation is a 400 naming each row and feature, and nothing is written", async () => {
+    const bad = frame({
+      rate: [0.5, 1.5, null, -0.0001],
+      trips: [0, -1, 2, 3],
+      tier: ["gold", "bronze", "silver", "platinum"],
+      tags: [["a", "b", "c"], [], null, []],
+    });
+    const res = await t.call("POST", "/push", { push_source_name: "stats_push", to: "online_and_offline", df: bad });
+    expect(res.status).toBe(400);
+    const body = ErrorBody.parse(res.body);
+    expect(body.error.details.map((d) => d.path)).toEqual([
+      "df.tags[0]",
+      "df.rate[1]",
+      "df.tier[1]",
+      "df.trips[1]",
+      "df.rate[2]",
+      "df.rate[3]",
+      "df.tier[3]",
+    ]);
+    const rate1 = body.error.details.find((d) => d.path === "df.rate[1]")!;
+    expect(rate1).toMatchObject({ feature_view: "checked", feature: "rate", row: 1 });
+    expect(rate1.message).toMatch(/1\.5 is above the maximum 1/);
+    expect(body.error.details.find((d) => d.path === "df.rate[2]")!.message).toMatch(/null.*not_null/);
+    expect(body.error.details.find((d) => d.path === "df.tier[3]")!.message).toMatch(/not one of/);
+    expect(body.error.details.find((d) => d.path === "df.tags[0]")!.message).toMatch(
+      /3 elements, more than max_length 2/,
+    );
+    expect(body.error.message).toMatch(/^df\.tags\[0\]: .*7 values in all.*nothing was written/);
+    expect(await onlineRows()).toEqual(["NOT_FOUND", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"]);
+    expect(await offlineCount()).toBe(0);
+  });
+
+  it("/write-to-online-store checks them too; min and max are inclusive; a frame within them is written", async () => {
+    const res = await t.call("POST", "/write-to-online-store", {
+      feature_view_name: "checked",
+      df: frame({ rate: [0, 0.5, 1, 2] }),
+    });
+    expect(res.status).toBe(400);
+    expect(ErrorBody.parse(res.body).error.details.map((d) => d.path)).toEqual(["df.rate[3]"]);
+    expect(await onlineRows()).toEqual(["NOT_FOUND", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"]);
+    const ok = await t.call("POST", "/push", { push_source_name: "stats_push", to: "online_and_offline", df: frame() });
+    expect(ok.status).toBe(200);
+    expect(await onlineRows()).toEqual(["PRESENT", "PRESENT", "PRESENT", "PRESENT"]);
+    expect(await offlineCount()).toBe(4);
+  });
+});
+
+describe("expectations in definitions", () => {
+  it("are checked against the dtype, every problem named by path, and nothing applied", async () => {
+    const res = await t.call(
+      "POST",
+      "/v1/projects/q/apply",
+      defs([
+        { name: "rate", dtype: "float32", expect: { min: 2, max: 1 } },
+        { name: "trips", dtype: "int64", expect: { max_length: 3, one_of: [1, "x"] } },
+        { name: "tier", dtype: "string", expect: { min: 0, unknown: true } },
+        { name: "tags", dtype: "bytes", expect: { one_of: ["AA=="] } },
+      ]),
+    );
+    expect(res.status).toBe(400);
+    const paths = ErrorBody.parse(res.body)
+      .error.details.map((d) => d.path)
+      .sort();
+    expect(paths).toEqual(
+      [
+        "feature_views[0].schema[0].expect.min",
+        "feature_views[0].schema[1].expect.max_length",
+        "feature_views[0].schema[1].expect.one_of[1]",
+        "feature_views[0].schema[2].expect",
+        "feature_views[0].schema[2].expect.min",
+        "feature_views[0].schema[3].expect.one_of",
+      ].sort(),
+    );
+    // the project still holds the first definitions
+    const view = await t.call("GET", "/v1/projects/q/feature-views/checked");
+    expect(view.body.spec.schema[0].expect).toEqual({ not_null: true, min: 0, max: 1 });
+  });
+});
