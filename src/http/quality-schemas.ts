@@ -63,3 +63,47 @@ export const Verification = z
   })
   .openapi("Verification");
 export type Verification = z.infer<typeof Verification>;
+
+export const StatsQuery = z.object({
+  start_ts: z
+    .string()
+    .optional()
+    .openapi({ description: "window start (event time, included; RFC 3339)", example: "2024-01-01T00:00:00Z" }),
+  end_ts: z
+    .string()
+    .optional()
+    .openapi({ description: "window end (event time, excluded; RFC 3339)", example: "2024-01-02T00:00:00Z" }),
+});
+
+export const FeatureStats = z
+  .object({
+    name: z.string(),
+    dtype: z.string(),
+    count: z.number().int().openapi({ description: "rows considered" }),
+    null_count: z.number().int().openapi({ description: "nulls among them" }),
+    min: z.number().nullable().openapi({ description: "numeric dtypes only" }),
+    max: z.number().nullable(),
+    mean: z.number().nullable(),
+    stddev: z.number().nullable().openapi({ description: "sample standard deviation" }),
+    distinct: z.number().int().openapi({ description: "distinct non-null values (counted exactly)" }),
+    histogram: z
+      .array(z.object({ lower: z.number(), upper: z.number(), count: z.number().int() }))
+      .nullable()
+      .openapi({ description: "numeric dtypes: 10 equal-width buckets from min to max" }),
+    top_values: z
+      .array(z.object({ value: z.union([z.string(), z.boolean()]), count: z.number().int() }))
+      .nullable()
+      .openapi({ description: "strings and booleans: the 10 most frequent values" }),
+  })
+  .openapi("FeatureStats");
+
+export const ViewStats = z
+  .object({
+    feature_view: z.string(),
+    start_ts: z.string().nullable(),
+    end_ts: z.string().nullable(),
+    rows: z.number().int(),
+    features: z.array(FeatureStats),
+  })
+  .openapi("FeatureViewStats");
+export type ViewStats = z.infer<typeof ViewStats>;

@@ -1,10 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { notFound } from "../../errors.ts";
 import { viewFreshness } from "../../quality/freshness.ts";
+import { viewStats } from "../../quality/stats.ts";
 import { verify } from "../../quality/verify.ts";
 import type { RegistrySnapshot } from "../../registry/snapshot.ts";
 import type { App, AppDeps } from "../app.ts";
-import { Freshness, Verification, VerifyBody } from "../quality-schemas.ts";
+import { Freshness, StatsQuery, Verification, VerifyBody, ViewStats } from "../quality-schemas.ts";
 import { errorResponses, json, ObjectParams, ProjectParam } from "../schemas.ts";
 
 function viewOf(snap: RegistrySnapshot, name: string) {
@@ -59,6 +60,25 @@ export function registerQualityRoutes(app: App, deps: AppDeps) {
         sample: body.sample ?? undefined,
       });
       return c.json(result, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/projects/{project}/feature-views/{name}/stats",
+      tags: ["quality"],
+      summary: "Statistics of the view's features over its batch source, computed inside Postgres",
+      description:
+        "Per feature: count (rows considered), null_count, min, max, mean, stddev (sample), distinct, a histogram for " +
+        "numbers and the top values for strings and booleans; over the rows with event time in [start_ts, end_ts) when given.",
+      request: { params: ObjectParams, query: StatsQuery },
+      responses: { 200: json(ViewStats, "The view's statistics"), ...errorResponses },
+    }),
+    async (c) => {
+      const { project, name } = c.req.valid("param");
+      const view = viewOf(await deps.snapshots.getExisting(project), name);
+      return c.json(await viewStats(deps.db, view, c.req.valid("query")), 200);
     },
   );
 }
