@@ -1,10 +1,10 @@
-import { createRoute } from "@hono/zod-openapi";
 import { notFound } from "../../errors.ts";
 import { viewFreshness } from "../../quality/freshness.ts";
 import { viewStats } from "../../quality/stats.ts";
 import { verify } from "../../quality/verify.ts";
 import type { RegistrySnapshot } from "../../registry/snapshot.ts";
-import type { App, AppDeps } from "../app.ts";
+import { scopedRoute } from "../access.ts";
+import type { App, AppDeps } from "../app-types.ts";
 import { Freshness, StatsQuery, Verification, VerifyBody, ViewStats } from "../quality-schemas.ts";
 import { errorResponses, json, ObjectParams, ProjectParam } from "../schemas.ts";
 
@@ -17,7 +17,7 @@ function viewOf(snap: RegistrySnapshot, name: string) {
 /** Freshness, consistency and data quality (src/quality): reads only, so a read key will do. */
 export function registerQualityRoutes(app: App, deps: AppDeps) {
   app.openapi(
-    createRoute({
+    scopedRoute("read", {
       method: "get",
       path: "/v1/projects/{project}/feature-views/{name}/freshness",
       tags: ["quality"],
@@ -33,7 +33,8 @@ export function registerQualityRoutes(app: App, deps: AppDeps) {
   );
 
   app.openapi(
-    createRoute({
+    // a read: it compares the stores and writes nothing
+    scopedRoute("read", {
       method: "post",
       path: "/v1/projects/{project}/verify",
       tags: ["quality"],
@@ -64,7 +65,7 @@ export function registerQualityRoutes(app: App, deps: AppDeps) {
   );
 
   app.openapi(
-    createRoute({
+    scopedRoute("read", {
       method: "get",
       path: "/v1/projects/{project}/feature-views/{name}/stats",
       tags: ["quality"],
