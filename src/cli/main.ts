@@ -11,8 +11,8 @@ import { registerDemoCommands } from "./demo-commands.ts";
 import { formatPlan, paint } from "./format.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
-import { registerWorkerCommands } from "./worker-commands.ts";
 import { registerQualityCommands } from "./quality-commands.ts";
+import { registerWorkerCommands } from "./worker-commands.ts";
 
 export function buildCli(): Command {
   const program = new Command();
