@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseRedisUrl, RedisUrlError } from "./online/redis-url.ts";
+import { ProjectName } from "./registry/definitions.ts";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
@@ -34,10 +35,7 @@ export const EnvSchema = z.object({
     .min(1)
     .regex(/^[^{}]*$/, "must not contain { or } (they would become every key's Redis Cluster hash tag)")
     .default("larder:"),
-  LARDER_PROJECT: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an identifier")
-    .default("default"),
+  LARDER_PROJECT: ProjectName.default("default"),
   LARDER_AUTH: z.enum(["apikey", "disabled"]).default("apikey"),
   /** Secret mixed into the HMAC of API keys; the server and the CLI must agree on it (changing it voids every key). */
   LARDER_API_KEY_PEPPER: z.string().min(16, "must be at least 16 characters").optional(),

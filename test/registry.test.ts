@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyStore } from "../src/auth/keys.ts";
 import { Plan } from "../src/http/schemas.ts";
 import { createTestContext, exampleDefinitions, type TestContext } from "./support/app.ts";
 
@@ -126,5 +127,22 @@ describe("http basics", () => {
     const res = await t.call("POST", "/v1/projects/demo/plan", "{not json");
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe("invalid_argument");
+  });
+});
+
+describe("project names", () => {
+  it("one rule for every entry point: a name the registry accepts is one the HTTP routes reach", async () => {
+    const defs = await exampleDefinitions();
+    const message = 'project must be an identifier ([A-Za-z_][A-Za-z0-9_]*), not "Bad Name!"';
+    // the registry itself (what the CLI's plan and apply call), and a key's --project
+    for (const attempt of [t.deps.registry.apply("Bad Name!", defs), t.deps.registry.plan("Bad Name!", defs)])
+      await expect(attempt).rejects.toMatchObject({ code: "invalid_argument", message });
+    const keys = new ApiKeyStore({ db: t.db.database.db, pepper: "test-pepper-0123456789" });
+    await expect(keys.create({ scope: "read", project: "Bad Name!" })).rejects.toMatchObject({ message });
+    expect((await t.call("GET", "/v1/projects")).body.projects).not.toContain("Bad Name!");
+    // the HTTP routes, with the same words
+    const res = await t.call("POST", `/v1/projects/${encodeURIComponent("Bad Name!")}/apply`, defs);
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body)).toContain("project must be an identifier ([A-Za-z_][A-Za-z0-9_]*)");
   });
 });

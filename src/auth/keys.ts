@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { and, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError, invalid, notFound } from "../errors.ts";
+import { checkProjectName } from "../registry/definitions.ts";
 import { apiKeys } from "./schema.ts";
 
 export const SCOPES = ["read", "write", "admin"] as const;
@@ -15,7 +16,6 @@ export const scopeAllows = (have: Scope, need: Scope) => RANK[have] >= RANK[need
 export const DEFAULT_PEPPER = "larder-api-key-v1";
 const HASH_PREFIX = "hmac-sha256:";
 const KEY_RE = /^lk_([0-9a-f]{16})_([0-9a-f]{64})$/;
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface ApiKeyInfo {
   id: string;
@@ -69,8 +69,7 @@ export class ApiKeyStore {
   async create(opts: { scope: string; project?: string | null; name?: string | null }): Promise<CreatedKey> {
     if (!(SCOPES as readonly string[]).includes(opts.scope))
       throw invalid(`scope must be one of ${SCOPES.join(", ")}, not ${JSON.stringify(opts.scope)}`);
-    if (opts.project != null && !IDENT.test(opts.project))
-      throw invalid(`project must be an identifier ([A-Za-z_][A-Za-z0-9_]*), not ${JSON.stringify(opts.project)}`);
+    if (opts.project != null) checkProjectName(opts.project);
     if (opts.name != null && opts.name.length > 200) throw invalid("name must be at most 200 characters");
     const id = randomBytes(8).toString("hex");
     const secret = randomBytes(32).toString("hex");

@@ -1,10 +1,11 @@
 import { z } from "@hono/zod-openapi";
+import { PROJECT_NAME_RULE } from "../registry/definitions.ts";
 import { ErrorBody } from "./errors.ts";
 
 export const ProjectParam = z.object({
   project: z
     .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "project must be an identifier")
+    .regex(...PROJECT_NAME_RULE)
     .openapi({ param: { name: "project", in: "path" }, example: "default" }),
 });
 

@@ -1,10 +1,27 @@
 import cronParser from "cron-parser";
 import { z } from "zod";
+import { invalid } from "../errors.ts";
 import { DtypeSchema, KeyTypeSchema, parseTtl } from "./dtypes.ts";
 import { Expectation, expectationProblems } from "./expectations.ts";
 
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const Identifier = z.string().regex(IDENTIFIER, "must be an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+
+/**
+ * The one rule for project names, whichever way a name comes in (an HTTP path, the CLI's -p, LARDER_PROJECT, a key's
+ * --project): a project the CLI could make must be one the HTTP routes can reach.
+ */
+export const PROJECT_NAME_RULE = [IDENTIFIER, "project must be an identifier ([A-Za-z_][A-Za-z0-9_]*)"] as const;
+export const ProjectName = z.string().regex(...PROJECT_NAME_RULE);
+
+/** Throws the invalid_argument error every entry point gives for a bad project name. */
+export function checkProjectName(project: string): void {
+  const r = ProjectName.safeParse(project);
+  if (!r.success) {
+    const message = `${r.error.issues[0]!.message}, not ${JSON.stringify(project)}`;
+    throw invalid(message, [{ path: "project", message }]);
+  }
+}
 
 const Tags = z.record(z.string(), z.string()).default({});
 const Text = z.string().default("");

@@ -2,7 +2,14 @@ import { and, asc, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { Definitions, type DefinitionsInput, OBJECT_KINDS, type ObjectKind, SECTION_OF } from "./definitions.ts";
+import {
+  checkProjectName,
+  Definitions,
+  type DefinitionsInput,
+  OBJECT_KINDS,
+  type ObjectKind,
+  SECTION_OF,
+} from "./definitions.ts";
 import { breakingReasons, deepEqual, diffSpecs, type ObjectChange } from "./diff.ts";
 import { type AnyRow, columnsOf, specOf, TABLE_OF } from "./rows.ts";
 import { objectVersions, projects } from "./schema.ts";
@@ -72,6 +79,7 @@ export class RegistryService {
   }
 
   private checkProject(project: string, defs: Definitions) {
+    checkProjectName(project);
     if (defs.project !== undefined && defs.project !== project)
       throw new DomainError("invalid_definitions", "the definitions name another project", [
         { path: "project", message: `the file is for project ${defs.project}, not ${project}` },
