@@ -157,6 +157,15 @@ export function formatTimestampMicros(micros: number): string {
   return `${base}.${frac}Z`;
 }
 
+/**
+ * Every timestamp an answer carries (feature values, jobs, registry objects, API keys, CSV exports): RFC 3339 in UTC with
+ * 'Z', the fraction only when it is not zero. Dates from the database come through here, never through toISOString.
+ */
+export function formatTimestamp(t: Date | string): string {
+  const ms = (t instanceof Date ? t : new Date(t)).getTime();
+  return formatTimestampMicros(ms * 1000);
+}
+
 export const EPOCH_TIMESTAMP = "1970-01-01T00:00:00Z";
 
 // ---- feature values ----

@@ -34,6 +34,9 @@ describe("plan and apply of the example", () => {
     ]);
     const fv = await t.call("GET", "/v1/projects/demo/feature-views/driver_hourly_stats");
     expect(fv.status).toBe(200);
+    // one timestamp format in every answer (RFC 3339, UTC, Z, a fraction only when not zero)
+    for (const ts of [fv.body.created_at, fv.body.updated_at])
+      expect(ts).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z$/);
     expect(fv.body.spec.ttl).toBe(86400);
     expect(fv.body.version).toBe(1);
     for (const p of ["entities", "data-sources", "feature-services"]) {

@@ -3,6 +3,7 @@ import { Definitions } from "../src/registry/definitions.ts";
 import { parseTtl } from "../src/registry/dtypes.ts";
 import {
   canonicalKey,
+  formatTimestamp,
   formatTimestampMicros,
   keyJson,
   normalizeValue,
@@ -24,6 +25,12 @@ describe("timestamps", () => {
   it("rejects what is not a timestamp", () => {
     for (const bad of ["yesterday", "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "", null, true, {}])
       expect(() => parseTimestampMicros(bad), String(bad)).toThrow(ValueError);
+  });
+
+  it("formats the database's dates the same way: UTC, Z, no zero fraction, no trailing zeros", () => {
+    expect(formatTimestamp(new Date(Date.UTC(2026, 0, 2, 3, 4, 5)))).toBe("2026-01-02T03:04:05Z");
+    expect(formatTimestamp(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 120)))).toBe("2026-01-02T03:04:05.12Z");
+    expect(formatTimestamp("2026-01-02 04:04:05.5+01")).toBe("2026-01-02T03:04:05.5Z");
   });
 
   it("formats as Feast does, with a fraction only when there is one", () => {

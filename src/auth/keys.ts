@@ -3,6 +3,7 @@ import { and, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError, invalid, notFound } from "../errors.ts";
 import { checkProjectName } from "../registry/definitions.ts";
+import { formatTimestamp } from "../values.ts";
 import { apiKeys } from "./schema.ts";
 
 export const SCOPES = ["read", "write", "admin"] as const;
@@ -51,13 +52,13 @@ export function secretMatches(secret: string, storedHash: string, pepper: string
 }
 
 type Row = typeof apiKeys.$inferSelect;
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const iso = (d: Date | null) => (d ? formatTimestamp(d) : null);
 const toInfo = (r: Row): ApiKeyInfo => ({
   id: r.id,
   scope: r.scope as Scope,
   project: r.project,
   name: r.name,
-  created_at: r.createdAt.toISOString(),
+  created_at: formatTimestamp(r.createdAt),
   revoked_at: iso(r.revokedAt),
   last_used_at: iso(r.lastUsedAt),
 });

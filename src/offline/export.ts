@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { invalid } from "../errors.ts";
 import { TableName } from "../registry/definitions.ts";
-import { normalizeValue } from "../values.ts";
+import { formatTimestamp, normalizeValue } from "../values.ts";
 import { csvField, parseCsv } from "./csv.ts";
 import type { FeatureSelection } from "./features.ts";
 import { ORD, pitQuery, pitQueryText, requiredKeys, TS } from "./pit.ts";
@@ -42,7 +42,7 @@ function requireColumns(selection: FeatureSelection, columns: string[], tsColumn
 
 /** A CSV value for an entity column as Postgres hands it back. */
 function plain(v: unknown): unknown {
-  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Date) return formatTimestamp(v);
   if (Buffer.isBuffer(v)) return v.toString("base64");
   return v;
 }

@@ -2,6 +2,7 @@ import { and, asc, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { formatTimestamp } from "../values.ts";
 import {
   checkProjectName,
   Definitions,
@@ -59,7 +60,7 @@ export interface RegistryDeps {
 }
 
 const KIND_ORDER = new Map(OBJECT_KINDS.map((k, i) => [k, i]));
-const iso = (d: Date | string) => (d instanceof Date ? d : new Date(d)).toISOString();
+const iso = formatTimestamp;
 
 type Executor = Pick<Db, "select" | "insert" | "update" | "delete" | "execute">;
 
