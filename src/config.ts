@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { formatIssue } from "./errors.ts";
 import { parseRedisUrl, RedisUrlError } from "./online/redis-url.ts";
 import { ProjectName } from "./registry/definitions.ts";
 
@@ -86,7 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = EnvSchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    const problems = parsed.error.issues.map((i) => formatIssue(i.path.join("."), i.message)).join("; ");
     throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;

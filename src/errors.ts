@@ -1,6 +1,17 @@
 import { z } from "zod";
 
 /**
+ * A required field that is absent reads "is missing" (zod's own words are "expected record, received undefined"), in
+ * every schema that gives no message of its own; where a path is shown, formatIssue puts it first: "entity_df is missing".
+ */
+export const MISSING = "is missing";
+z.config({ customError: (iss) => (iss.code === "invalid_type" && iss.input === undefined ? MISSING : undefined) });
+
+/** "path: message", or "path is missing". */
+export const formatIssue = (path: string, message: string) =>
+  message === MISSING ? `${path} ${MISSING}` : path ? `${path}: ${message}` : message;
+
+/**
  * Domain errors: thrown by services, know nothing of HTTP. The HTTP layer maps `code` to a status in one place.
  */
 export const ErrorCode = z.enum([

@@ -1,4 +1,8 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readDefinitionsFile } from "../src/cli/definitions-file.ts";
 import { ErrorBody } from "../src/http/errors.ts";
 import { createTestContext, exampleDefinitions, type TestContext } from "./support/app.ts";
 
@@ -20,7 +24,7 @@ const cases: Case[] = [
   {
     name: "unknown dtype",
     mutate: (d) => (d.feature_views[0].schema[0].dtype = "float128"),
-    problems: [["feature_views[0].schema[0].dtype", /unknown dtype/]],
+    problems: [["feature_views[0].schema[0].dtype", /^unknown dtype "float128"; expected one of int32, /]],
   },
   {
     name: "a name that is not an identifier",
@@ -129,6 +133,16 @@ const cases: Case[] = [
     mutate: (d) => (d.entities[1].value_type = "int64"),
     problems: [["feature_views[2].entities[0]", /customer_id.*text/]],
   },
+  {
+    name: "unsupported join key type",
+    mutate: (d) => (d.entities[0].value_type = "float64"),
+    problems: [["entities[0].value_type", /^unsupported value_type "float64"; expected one of int32/]],
+  },
+  {
+    name: "a required field that is absent",
+    mutate: (d) => delete d.feature_views[0].schema[0].dtype,
+    problems: [["feature_views[0].schema[0].dtype", /^is missing$/]],
+  },
 ];
 
 describe("invalid definitions are rejected whole, every problem listed by path, nothing changed", () => {
@@ -185,5 +199,20 @@ describe("invalid definitions are rejected whole, every problem listed by path, 
       expect(res.status).toBe(400);
       expect(res.body.error.code).toMatch(/invalid/);
     }
+  });
+});
+
+describe("a definitions file the CLI cannot parse", () => {
+  it("says where: the line, and a caret under the fault", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "larder-defs-"));
+    const file = path.join(dir, "repo.yaml");
+    await writeFile(file, "entities:\n  - name: driver\n    join_key: [driver_id\n");
+    const err = await readDefinitionsFile(file).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    const lines = (err as Error).message.split("\n");
+    expect(lines[0]).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is not valid YAML: .+ at line \\d+, column \\d+:$`),
+    );
+    expect(lines.some((l) => /^\s*\^+\s*$/.test(l))).toBe(true);
   });
 });

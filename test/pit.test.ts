@@ -191,6 +191,13 @@ describe("historical features", () => {
     expect(res.body.df).toEqual({ driver_id: [], event_timestamp: [], x: [] });
   });
 
+  it("names a missing required field as missing, not by zod's type words", async () => {
+    const res = await t.call("POST", "/v1/projects/p/historical-features", { features: ["a:x"] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toBe("invalid body: entity_df is missing");
+    expect(res.body.error.details).toEqual([{ path: "entity_df", message: "is missing" }]);
+  });
+
   it.each([
     [{ entity_df: { driver_id: [1] }, features: ["a:x"] }, /event_timestamp/],
     [{ entity_df: { event_timestamp: ["2024-01-01"] }, features: ["a:x"] }, /driver_id/],

@@ -13,8 +13,9 @@ export async function readDefinitionsFile(file: string): Promise<unknown> {
   try {
     return file.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
+    // The whole message: YAML's ends "at line L, column C:" followed by the line and a caret under the fault.
     throw new CliError(
-      `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`,
+      `${file} is not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.trimEnd()}`,
     );
   }
 }

@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import { postgresFailure } from "../db/errors.ts";
-import { DomainError, ErrorCode, type ErrorDetail } from "../errors.ts";
+import { DomainError, ErrorCode, type ErrorDetail, formatIssue } from "../errors.ts";
 import { formatPath } from "../registry/validate.ts";
 import type { AppEnv } from "./env.ts";
 
@@ -55,7 +55,7 @@ export class ApiError extends Error {
 export function zodErrorToApi(error: ZodError, where: string): ApiError {
   const details = error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
   const first = details[0];
-  const message = first ? `invalid ${where}: ${first.path}: ${first.message}` : `invalid ${where}`;
+  const message = first ? `invalid ${where}: ${formatIssue(first.path, first.message)}` : `invalid ${where}`;
   return new ApiError(400, "invalid_argument", message, details);
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MISSING } from "../errors.ts";
 
 export const SCALAR_DTYPES = [
   "int32",
@@ -28,7 +29,10 @@ function normalizeTypeName(v: unknown): unknown {
 export const DtypeSchema = z.preprocess(
   normalizeTypeName,
   z.enum(ALL_DTYPES as [Dtype, ...Dtype[]], {
-    error: () => `unknown dtype; expected one of ${SCALAR_DTYPES.join(", ")} or a list such as float32[]`,
+    error: (iss) =>
+      iss.input === undefined
+        ? MISSING
+        : `unknown dtype ${JSON.stringify(iss.input)}; expected one of ${SCALAR_DTYPES.join(", ")} or a list such as float32[]`,
   }),
 );
 
@@ -37,7 +41,12 @@ export const KEY_TYPES = ["int32", "int64", "string", "bytes"] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 export const KeyTypeSchema = z.preprocess(
   normalizeTypeName,
-  z.enum(KEY_TYPES, { error: () => `unsupported value_type; expected one of ${KEY_TYPES.join(", ")}` }),
+  z.enum(KEY_TYPES, {
+    error: (iss) =>
+      iss.input === undefined
+        ? MISSING
+        : `unsupported value_type ${JSON.stringify(iss.input)}; expected one of ${KEY_TYPES.join(", ")}`,
+  }),
 );
 
 export function isList(d: Dtype): d is `${ScalarDtype}[]` {
