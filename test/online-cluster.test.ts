@@ -39,8 +39,14 @@ async function context(redisUrl?: string, redisOptions = {}): Promise<TestContex
   return t;
 }
 
+/** The scenario's answers on one Redis, which the cluster and Sentinel must give too. */
+let single: unknown[];
+
 beforeAll(async () => {
-  [cluster, sentinel] = await Promise.all([startRedisCluster(), startRedisSentinel()]);
+  const baseline = async () => {
+    single = await scenario(await context());
+  };
+  [cluster, sentinel] = await Promise.all([startRedisCluster(), startRedisSentinel(), baseline()]);
 }, 90_000);
 
 afterAll(async () => {
@@ -140,13 +146,10 @@ async function scenario(t: TestContext): Promise<unknown[]> {
 }
 
 describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
-  let single: unknown[];
   let t: TestContext;
 
   beforeAll(async () => {
-    const [one, onCluster] = await Promise.all([context(), context(cluster.url)]);
-    t = onCluster;
-    single = await scenario(one);
+    t = await context(cluster.url);
   }, 60_000);
 
   it("answers every lookup, push, write and materialisation as one Redis does", async () => {
@@ -222,7 +225,9 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
     closers.push(store, greedy);
     const snap = await t.deps.snapshots.get("demo");
     const view = snap.views.get("typed_short")!;
-    const w = await store.write(view, [{ key: ["7001"], eventTs: nowMs * 1000, createdTs: 0, values: [5, "waited"] }]);
+    const w = await store.write(view, [
+      { key: ["7001"], eventTs: Date.now() * 1000, createdTs: 0, values: [5, "waited"] },
+    ]);
     expect(w).toEqual({ written: 1, skipped: 0 });
     const masters = new Set((await cluster.masters()).map((m) => Number(m.split(":")[1])));
     const replicas = cluster.nodes.filter((n) => !masters.has(n.port));
@@ -235,7 +240,7 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
     expect(JSON.parse(text).results[1].values).toEqual(["waited"]);
     const after = await Promise.all(replicas.map((n) => commandCalls(n.port)));
     // one read, on the replica of the master that holds the key
-    const scripts = (c: Record<string, number>) => (c.evalsha ?? 0) + (c.eval ?? 0);
+    const scripts = (c: Record<string, number>) => (c.evalsha ?? 0) + (c.eval ?? 0) + (c.mget ?? 0);
     const readOn = replicas.filter((_, i) => scripts(after[i]!) > scripts(before[i]!));
     expect(readOn).toHaveLength(1);
     // asking for more replicas than there are: the write is refused as unavailable, never a silent success
@@ -259,10 +264,12 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
         { label: "push", push: true },
       ],
       () => node.kill(),
-      30_000,
+      async () => {
+        const masters = await cluster.masters();
+        return masters.length === 3 && !masters.includes(victim);
+      },
     );
-    // cluster-node-timeout 1 s, then the replica's election: seconds when idle, longer on a loaded machine
-    checkFailover(results, 20_000);
+    checkFailover(results);
     // a node the dead master did not serve kept answering throughout
     expect(results.log.filter((r) => r.label === "other").every((r) => r.status === 200)).toBe(true);
     // after the failover, /health names the promoted replica among the masters
@@ -274,13 +281,10 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
 });
 
 describe("the online store on Redis with Sentinel (1 master, 1 replica, 3 sentinels)", () => {
-  let single: unknown[];
   let t: TestContext;
 
   beforeAll(async () => {
-    const [one, onSentinel] = await Promise.all([context(), context(sentinel.url)]);
-    t = onSentinel;
-    single = await scenario(one);
+    t = await context(sentinel.url);
   }, 60_000);
 
   it("answers every lookup, push, write and materialisation as one Redis does", async () => {
@@ -305,10 +309,10 @@ describe("the online store on Redis with Sentinel (1 master, 1 replica, 3 sentin
         { label: "push", push: true },
       ],
       () => sentinel.master.kill(),
-      40_000,
+      // promoted when every sentinel says so (Larder may ask any of them)
+      async () => (await sentinel.mastersSeen()).every((m) => m === sentinel.replica.address),
     );
-    // down-after 1 s, then an election: seconds when idle, but a loaded machine can make the sentinels retry it
-    checkFailover(results, 30_000);
+    checkFailover(results);
     expect(await sentinel.currentMaster()).toBe(sentinel.replica.address);
     const health = await t.call("GET", "/health");
     expect(health.body.online_store.nodes[0]).toBe(sentinel.replica.address);
@@ -328,13 +332,17 @@ interface Outcome {
   error?: unknown;
 }
 
+/** How long Redis may take to promote a replica here (1 s timeouts, then an election; slow on a loaded machine). */
+const PROMOTION_MS = 60_000;
+/** How soon after the promotion Larder must answer again by itself (well under a second when idle; up to ~13 s seen on a machine loaded 35 deep). */
+const RECOVERY_MS = 20_000;
+
 /**
- * Sends the steps round-robin from 4 concurrent clients; `kill` runs after a second of traffic; traffic goes on until
- * 2 s of 200s after the kill (or `maxMs`).
+ * Sends the steps round-robin from 4 concurrent clients; `kill` runs after a second of traffic; `promoted` is polled to
+ * learn when Redis has promoted a replica; traffic goes on until 2 s of 200s after the promotion.
  */
-async function underFailover(t: TestContext, steps: Step[], kill: () => void, maxMs: number) {
+async function underFailover(t: TestContext, steps: Step[], kill: () => void, promoted: () => Promise<boolean>) {
   const log: Outcome[] = [];
-  let killedAt = 0;
   let stop = false;
   let pushed = 0;
   const worker = async (w: number) => {
@@ -362,31 +370,25 @@ async function underFailover(t: TestContext, steps: Step[], kill: () => void, ma
       });
     }
   };
-  const started = Date.now();
   const workers = [0, 1, 2, 3].map(worker);
-  await new Promise((r) => setTimeout(r, 1000));
-  killedAt = Date.now();
-  kill();
-  await waitFor(async () => {
-    if (Date.now() - started > maxMs) return true;
-    const recent = log.filter((r) => r.start > Date.now() - 2000);
-    return Date.now() - killedAt > 2500 && recent.length > 8 && recent.every((r) => r.status === 200);
-  }, maxMs + 1000);
-  stop = true;
-  await Promise.all(workers);
-  return { log, killedAt };
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const killedAt = Date.now();
+    kill();
+    await waitFor(promoted, PROMOTION_MS, 200);
+    const promotedAt = Date.now();
+    await waitFor(async () => {
+      const recent = log.filter((r) => r.start > Date.now() - 2000);
+      return Date.now() - promotedAt > 2000 && recent.length > 8 && recent.every((r) => r.status === 200);
+    }, RECOVERY_MS + 3000).catch(() => {}); // judged below, from the log
+    return { log, killedAt, promotedAt };
+  } finally {
+    stop = true;
+    await Promise.all(workers);
+  }
 }
 
-function checkFailover({ log, killedAt }: { log: Outcome[]; killedAt: number }, boundMs: number) {
-  if (process.env.DEBUG_FAILOVER)
-    for (const r of log)
-      console.log(
-        r.start - killedAt,
-        r.end - r.start,
-        r.label,
-        r.status,
-        r.status === 200 ? "" : JSON.stringify(r.error),
-      );
+function checkFailover({ log, killedAt, promotedAt }: { log: Outcome[]; killedAt: number; promotedAt: number }) {
   const bad = log.filter((r) => r.status !== 200 && r.status !== 503);
   expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
   const unavailable = log.filter((r) => r.status === 503);
@@ -395,8 +397,9 @@ function checkFailover({ log, killedAt }: { log: Outcome[]; killedAt: number }, 
   // bounded: no request waited much beyond the 2 s command timeout
   const slowest = Math.max(...log.map((r) => r.end - r.start));
   expect(slowest).toBeLessThan(4000);
-  // recovered: the last 503 came within the bound, and 200s followed
+  // recovered by itself: the last 503 came soon after Redis promoted a replica, and 200s followed
   const last503 = Math.max(...unavailable.map((r) => r.end));
-  expect(last503 - killedAt).toBeLessThan(boundMs);
+  expect(last503).toBeGreaterThan(killedAt);
+  expect(last503 - promotedAt).toBeLessThan(RECOVERY_MS);
   expect(log.some((r) => r.start > last503 && r.status === 200)).toBe(true);
 }

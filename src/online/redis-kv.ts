@@ -293,17 +293,24 @@ export class ClusterKv implements OnlineKv {
     return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 
-  /** Positions of `keys` grouped by the master that serves their slot. */
-  private byNode(keys: readonly string[]): Map<string, number[]> {
+  /**
+   * Positions of `keys` grouped by the master that serves their slot, with the slot when they all share one (a lookup
+   * of one entity: every view of an entity is in one slot), else -1.
+   */
+  private byNode(keys: readonly string[]): Map<string, { at: number[]; slot: number }> {
     const slots = this.cluster.slots;
-    const groups = new Map<string, number[]>();
+    const groups = new Map<string, { at: number[]; slot: number }>();
     for (let i = 0; i < keys.length; i++) {
-      const node = slots[calculateSlot(keys[i]!)]?.[0];
+      const slot = calculateSlot(keys[i]!);
+      const node = slots[slot]?.[0];
       if (node === undefined)
         throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
       const g = groups.get(node);
-      if (g) g.push(i);
-      else groups.set(node, [i]);
+      if (!g) groups.set(node, { at: [i], slot });
+      else {
+        g.at.push(i);
+        if (g.slot !== slot) g.slot = -1;
+      }
     }
     return groups;
   }
@@ -343,11 +350,11 @@ export class ClusterKv implements OnlineKv {
     const out: (Buffer | null | Error)[] = new Array(keys.length);
     const groups = this.byNode(keys);
     await Promise.all(
-      [...groups].map(async ([node, at]) => {
+      [...groups].map(async ([node, { at, slot }]) => {
         const ks = at.map((i) => keys[i]!);
         let values: (Buffer | null | Error)[];
         try {
-          values = await this.bounded(this.timed(node, this.readOneNode(ks)));
+          values = await this.bounded(this.timed(node, this.readOneNode(ks, slot >= 0)));
         } catch (e) {
           values = ks.map(() => e as Error);
         }
@@ -357,7 +364,9 @@ export class ClusterKv implements OnlineKv {
     return out;
   }
 
-  private async readOneNode(keys: string[]): Promise<Reply> {
+  /** Keys of one slot are one plain MGET (no script to run; ioredis follows MOVED/ASK for it). */
+  private async readOneNode(keys: string[], oneSlot: boolean): Promise<Reply> {
+    if (oneSlot) return this.cluster.mgetBuffer(keys);
     try {
       // biome-ignore lint/suspicious/noExplicitAny: made by defineCommand
       return await (this.cluster as any).larderReadAcrossBuffer(keys[0], ...keys);
@@ -394,7 +403,7 @@ export class ClusterKv implements OnlineKv {
     const groups = this.byNode(entries.map((e) => e.key));
     await this.bounded(
       Promise.all(
-        [...groups].map(async ([node, at]) => {
+        [...groups].map(async ([node, { at }]) => {
           for (let start = 0; start < at.length; start += BATCH) {
             const part = at.slice(start, start + BATCH);
             const batch = part.map((i) => entries[i]!);

@@ -43,8 +43,10 @@ export interface SentinelTopology extends RedisTopology {
   replica: RedisNode;
   sentinels: RedisNode[];
   masterName: string;
-  /** The master's address as the sentinels report it. */
+  /** The master's address as the first sentinel to answer reports it. */
   currentMaster(): Promise<string>;
+  /** The master's address as each live sentinel reports it. */
+  mastersSeen(): Promise<string[]>;
 }
 
 const live = new Set<ChildProcess>();
@@ -274,6 +276,17 @@ export async function startRedisSentinel(opts: { downAfterMs?: number } = {}): P
       sentinels,
       masterName,
       stop: () => stopAll(nodes, dir),
+      async mastersSeen() {
+        const live = sentinels.filter((s) => s.child.exitCode === null && s.child.signalCode === null);
+        return Promise.all(
+          live.map(async (s) => {
+            const out = (await redisCli(s.port, ["sentinel", "get-master-addr-by-name", masterName]))
+              .trim()
+              .split("\n");
+            return `${out[0]}:${out[1]}`;
+          }),
+        );
+      },
       async currentMaster() {
         for (const s of sentinels) {
           if (s.child.exitCode !== null) continue;
