@@ -277,7 +277,7 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
     const health = await t.call("GET", "/health");
     expect(health.body.online_store.nodes).not.toContain(victim);
     expect(health.body.online_store.nodes).toHaveLength(3);
-  }, 90_000);
+  }, 120_000);
 });
 
 describe("the online store on Redis with Sentinel (1 master, 1 replica, 3 sentinels)", () => {
@@ -316,7 +316,7 @@ describe("the online store on Redis with Sentinel (1 master, 1 replica, 3 sentin
     expect(await sentinel.currentMaster()).toBe(sentinel.replica.address);
     const health = await t.call("GET", "/health");
     expect(health.body.online_store.nodes[0]).toBe(sentinel.replica.address);
-  }, 90_000);
+  }, 120_000);
 });
 
 interface Step {
@@ -334,8 +334,12 @@ interface Outcome {
 
 /** How long Redis may take to promote a replica here (1 s timeouts, then an election; slow on a loaded machine). */
 const PROMOTION_MS = 60_000;
-/** How soon after the promotion Larder must answer again by itself (well under a second when idle; up to ~13 s seen on a machine loaded 35 deep). */
-const RECOVERY_MS = 20_000;
+/**
+ * How soon after the promotion Larder must answer again by itself. Idle, it takes well under a second (cluster and
+ * Sentinel); on this shared machine at load 35 on 2 cores, up to ~23 s was seen after the sentinels agreed (every
+ * reconnect step, sentinel query and ready check crawls); the bound is for that, not for an idle machine.
+ */
+const RECOVERY_MS = 40_000;
 
 /**
  * Sends the steps round-robin from 4 concurrent clients; `kill` runs after a second of traffic; `promoted` is polled to
