@@ -12,9 +12,10 @@ import { materializerFor, openServices } from "../server.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
 import { paint } from "./format.ts";
 
-const projectOption = () =>
+export const projectOption = () =>
   new Option("-p, --project <project>", "project name").env("LARDER_PROJECT").default("default");
-const list = (s: string | undefined) =>
+/** A comma-separated option (`--views a,b`) as a list; undefined when not given. */
+export const list = (s: string | undefined) =>
   s === undefined
     ? undefined
     : s

@@ -1,17 +1,10 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { loadConfig } from "../config.ts";
 import { verify } from "../quality/verify.ts";
 import { openServices } from "../server.ts";
 import { CliError, cliLogger } from "./context.ts";
 import { paint } from "./format.ts";
-
-const list = (s: string | undefined) =>
-  s === undefined
-    ? undefined
-    : s
-        .split(",")
-        .map((x) => x.trim())
-        .filter(Boolean);
+import { list, projectOption } from "./offline-commands.ts";
 
 function rate(s: string): number {
   const n = Number(s);
@@ -36,7 +29,7 @@ export function registerQualityCommands(program: Command): void {
     .option("--sample <n>", "entities per view; all of them when a view has fewer", count, 1000)
     .option("--max-mismatch-rate <rate>", "share of sampled entities (0–1) allowed to mismatch or be missing", rate, 0)
     .option("--json", "print the whole answer as JSON (as POST /v1/projects/{p}/verify answers it)")
-    .addOption(new Option("-p, --project <project>", "project name").env("LARDER_PROJECT").default("default"))
+    .addOption(projectOption())
     .action(
       async (opts: { views?: string; sample: number; maxMismatchRate: number; json?: boolean; project: string }) => {
         const config = loadConfig();
