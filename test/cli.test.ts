@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { createTestDatabase, EXAMPLE_DEFINITIONS, loadExampleData, type TestDatabase } from "./support/db.ts";
-import { runCli, startServerProcess } from "./support/process.ts";
+import { ROOT, runCli, startServerProcess } from "./support/process.ts";
 import { TEST_REDIS_URL, testPrefix } from "./support/redis.ts";
 
 let db: TestDatabase;
@@ -21,6 +21,9 @@ describe("the larder CLI", () => {
     const commandSection = top.stdout.split("Commands:")[1] ?? "";
     const commands = [...commandSection.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== "help");
     expect(commands).toEqual(expect.arrayContaining(["serve", "migrate", "plan", "apply"]));
+    const version = await runCli(["--version"]);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toBe(JSON.parse(await readFile(path.join(ROOT, "package.json"), "utf8")).version);
     for (const c of commands) {
       const r = await runCli([c, "--help"]);
       expect(r.code, c).toBe(0);

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
 import { pgMessage, postgresFailure } from "../db/errors.ts";
@@ -14,6 +15,11 @@ import { registerOfflineCommands } from "./offline-commands.ts";
 import { registerQualityCommands } from "./quality-commands.ts";
 import { registerWorkerCommands } from "./worker-commands.ts";
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
+    .version;
+}
+
 export function buildCli(): Command {
   const program = new Command();
   program
@@ -21,6 +27,7 @@ export function buildCli(): Command {
     .description(
       "Larder: a Feast-compatible feature store server (Redis online store, Postgres registry and offline store)",
     )
+    .version(packageVersion(), "-V, --version", "print larder's version")
     .showHelpAfterError()
     .configureOutput({ outputError: (s, write) => write(paint("red", s)) });
 
