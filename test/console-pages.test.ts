@@ -41,6 +41,9 @@ describe("console pages without auth", () => {
     const view = await page("/ui/p/default/feature-views/driver_hourly_stats");
     expect(view.html).toContain("Materialise now"); // no auth: everything is allowed
     expect(view.html).toContain("1d (86400 s)");
+    // never materialised nor pushed: no lag to speak of
+    expect(view.html).toMatch(/<dt>Lag<\/dt><dd>never/);
+    expect((await page("/ui/p/default/feature-views")).html).toContain(">never</td>");
   });
 
   test("what is not there is an HTML page with the right status, never JSON or a 500", async () => {

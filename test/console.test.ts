@@ -140,19 +140,19 @@ describe("console in a real browser", { timeout: 90_000 }, () => {
     await until(() => heading().textContent()).toBe("Entities");
     await page.getByRole("link", { name: "driver", exact: true }).click();
     await until(() => heading().textContent()).toBe("Entity driver");
-    await until(() => page.locator("dl.facts").textContent()).toContain("driver_id");
+    await until(() => page.locator("dl.facts").first().textContent()).toContain("driver_id");
 
     await nav.getByRole("link", { name: "Data sources" }).click();
     await page.getByRole("link", { name: "driver_stats_source", exact: true }).first().click();
     await until(() => heading().textContent()).toBe("Data source driver_stats_source");
-    await until(() => page.locator("dl.facts").textContent()).toContain("public.driver_stats");
+    await until(() => page.locator("dl.facts").first().textContent()).toContain("public.driver_stats");
 
     await nav.getByRole("link", { name: "Feature views" }).click();
     await until(() => heading().textContent()).toBe("Feature views");
     await shot("feature-views");
     await page.locator("main table").getByRole("link", { name: "driver_hourly_stats", exact: true }).click();
     await until(() => heading().textContent()).toBe("Feature view driver_hourly_stats");
-    const facts = await page.locator("dl.facts").textContent();
+    const facts = await page.locator("dl.facts").first().textContent();
     expect(facts).toContain("2d (172800 s)");
     expect(facts).toContain("drivers@example.com");
     expect(facts).toContain("team: drivers");
@@ -227,6 +227,12 @@ describe("console in a real browser", { timeout: 90_000 }, () => {
     expect(await page.evaluate("window.marker")).toBe(1);
     expect(await page.locator("#jobs[data-live]").count()).toBe(0);
     await shot("jobs");
+    // the view's freshness now says how far behind it is
+    await row.getByRole("link", { name: "driver_hourly_stats" }).click();
+    await until(() => heading().textContent()).toBe("Feature view driver_hourly_stats");
+    const freshness = page.locator("#freshness");
+    expect(await freshness.locator("dd").first().locator("time").getAttribute("datetime")).toMatch(/^\d{4}-/);
+    expect(await freshness.locator("dd").nth(3).textContent()).not.toContain("never");
   });
 
   test("playground: choose a service, type keys, see values, statuses and the code", async () => {

@@ -5,6 +5,7 @@ import { DomainError } from "../errors.ts";
 import type { MaterializationJob } from "../offline/job.ts";
 import { JobStore } from "../offline/job-store.ts";
 import type { OnlineStore } from "../online/store.ts";
+import { type FreshnessInfo, freshnessSamples, viewFreshness } from "../quality/freshness.ts";
 import type { ObjectKind } from "../registry/definitions.ts";
 import type { ObjectVersion, RegistryService, StoredObject } from "../registry/service.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
@@ -230,13 +231,17 @@ export class ConsolePages {
       const objects = [...versions]
         .map(([name, version]) => ({ name, version }))
         .sort((x, y) => x.name.localeCompare(y.name));
+      const lags =
+        k.kind === "feature_view"
+          ? await viewLags({ db: this.deps.db, online: this.deps.online }, project, [...snap.views.keys()])
+          : undefined;
       return (
         <>
           <h1>{k.many}</h1>
           {objects.length === 0 ? (
             <p class="notice">None in this project.</p>
           ) : (
-            <ListTable snap={snap} kind={k.kind} objects={objects} />
+            <ListTable snap={snap} kind={k.kind} objects={objects} lags={lags} />
           )}
         </>
       );
@@ -249,10 +254,13 @@ export class ConsolePages {
       const snap = await this.projectSnapshot(project);
       const obj = await this.deps.registry.get(project, k.kind, name);
       const spec = obj.spec as { description?: string; owner?: string; tags?: Record<string, string> };
-      const jobs =
-        k.kind === "feature_view"
-          ? await new JobStore(this.deps.db).list(project, { featureView: name, limit: 5 })
-          : [];
+      const view = k.kind === "feature_view" ? snap.views.get(name) : undefined;
+      const [jobs, freshness] = view
+        ? await Promise.all([
+            new JobStore(this.deps.db).list(project, { featureView: name, limit: 5 }),
+            viewFreshness({ db: this.deps.db, online: this.deps.online }, view),
+          ])
+        : [[], undefined];
       return (
         <>
           <Crumbs>
@@ -284,7 +292,13 @@ export class ConsolePages {
               <Time iso={obj.updated_at} />
             </dd>
           </dl>
-          <KindSections snap={snap} obj={obj} jobs={jobs} canWrite={can(req.viewer, "write", project)} />
+          <KindSections
+            snap={snap}
+            obj={obj}
+            jobs={jobs}
+            freshness={freshness}
+            canWrite={can(req.viewer, "write", project)}
+          />
         </>
       );
     });
@@ -487,6 +501,57 @@ export class ConsolePages {
   }
 }
 
+/** Seconds since each view was last brought up to date: now − the later of its last materialised end and last push. */
+async function viewLags(
+  deps: Parameters<typeof freshnessSamples>[0],
+  project: string,
+  views: string[],
+): Promise<Map<string, number | null>> {
+  const nowUs = Date.now() * 1000;
+  const samples = await freshnessSamples(deps, [{ project, views }]);
+  return new Map(
+    samples.map((s) => {
+      const latest = Math.max(s.lastMaterializedEnd ?? -Infinity, s.lastPush ?? -Infinity);
+      return [s.feature_view, Number.isFinite(latest) ? (nowUs - latest) / 1e6 : null];
+    }),
+  );
+}
+
+/** `3725` → `1h 2m`; null → never. */
+function formatLag(seconds: number | null): string {
+  if (seconds === null) return "never";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+function Freshness({ info }: { info: FreshnessInfo | undefined }) {
+  if (!info) return null;
+  return (
+    <dl class="facts" id="freshness">
+      <dt>Materialised up to</dt>
+      <dd>
+        <Time iso={info.last_materialized_end} />
+      </dd>
+      <dt>Newest event pushed</dt>
+      <dd>
+        <Time iso={info.last_push_event_timestamp} />
+      </dd>
+      <dt>Newest row offline</dt>
+      <dd>
+        <Time iso={info.newest_offline_event_timestamp} />
+      </dd>
+      <dt>Lag</dt>
+      <dd>
+        {formatLag(info.lag_seconds)}
+        <span class="muted"> (now − the later of the last materialised end and the newest push)</span>
+      </dd>
+    </dl>
+  );
+}
+
 function VersionSelect(props: {
   id: string;
   name: string;
@@ -523,7 +588,14 @@ function Highlight({ text, q }: { text: string; q: string }) {
 
 type Listed = { name: string; version: number };
 
-function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: ObjectKind; objects: Listed[] }) {
+function ListTable(props: {
+  snap: RegistrySnapshot;
+  kind: ObjectKind;
+  objects: Listed[];
+  /** Feature views: seconds since each was last brought up to date (materialised or pushed); null: never. */
+  lags?: Map<string, number | null>;
+}) {
+  const { snap, kind, objects, lags } = props;
   const p = snap.project;
   const head = (cols: string[]) => <Head cols={cols} />;
   const name = (o: Listed) => (
@@ -596,7 +668,7 @@ function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: Obje
   else if (kind === "feature_view")
     table = (
       <>
-        {head(["Name", "Entities", "Source", "Features", "TTL", "Online", "Owner", "Tags", "Version"])}
+        {head(["Name", "Entities", "Source", "Features", "TTL", "Online", "#Lag", "Owner", "Tags", "Version"])}
         <tbody>
           {objects.map((o) => {
             const v = snap.views.get(o.name);
@@ -608,6 +680,7 @@ function ListTable({ snap, kind, objects }: { snap: RegistrySnapshot; kind: Obje
                 <td class="num">{v?.features.length}</td>
                 <td>{v ? formatTtl(v.ttlSeconds) : ""}</td>
                 <td>{v?.online ? "yes" : "no"}</td>
+                <td class="num">{formatLag(lags?.get(o.name) ?? null)}</td>
                 <td>
                   <Text text={v?.spec.owner ?? ""} />
                 </td>
@@ -758,6 +831,7 @@ function KindSections(props: {
   snap: RegistrySnapshot;
   obj: StoredObject;
   jobs: MaterializationJob[];
+  freshness: FreshnessInfo | undefined;
   canWrite: boolean;
 }) {
   const { snap, obj } = props;
@@ -850,6 +924,8 @@ function KindSections(props: {
         )}
         <h2>Lineage</h2>
         <Lineage snap={snap} focus={{ kind: "feature_view", name: v.name }} label={`Lineage of ${v.name}`} />
+        <h2>Freshness</h2>
+        <Freshness info={props.freshness} />
         <h2>Latest materialisation jobs</h2>
         <JobsTable project={p} jobs={props.jobs} />
         <p>
