@@ -9,7 +9,7 @@ import { type App, type AppDeps, createApp } from "./http/app.ts";
 import { createMetrics } from "./http/metrics.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
-import { createIntrospector } from "./offline/introspect.ts";
+import { createIndexAdvisor, createIntrospector } from "./offline/introspect.ts";
 import { JobStore } from "./offline/job-store.ts";
 import { type MaterializeDeps, Materializer } from "./offline/materialize.ts";
 import { MaterializationQueue } from "./offline/queue.ts";
@@ -59,7 +59,12 @@ export async function openServices(
     online = stores.online;
   }
   if (config.LARDER_MIGRATE) await database.migrate();
-  const registry = new RegistryService({ db: database.db, logger, introspect: createIntrospector(database.db) });
+  const registry = new RegistryService({
+    db: database.db,
+    logger,
+    introspect: createIntrospector(database.db),
+    advise: createIndexAdvisor(database.db),
+  });
   const snapshots = new SnapshotCache({ registry, logger, pollMs: config.LARDER_REGISTRY_POLL_MS });
   const queue = config.mode.kind === "external" ? new MaterializationQueue(config.mode.databaseUrl, logger) : undefined;
   return {

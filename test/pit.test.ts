@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatPlan } from "../src/cli/format.ts";
 import { selectFeatures } from "../src/offline/features.ts";
 import { choosePlans, historicalFeatures, type PitPlan } from "../src/offline/pit.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
@@ -406,4 +407,57 @@ describe("historical features, randomised, on both plans", () => {
       }
     });
   }
+});
+
+describe("plan and apply warn about a source without an index serving a view's join", () => {
+  it("warns with the CREATE INDEX that would serve it, and stops once it exists", async () => {
+    const c = new pg.Client({ connectionString: t.db.url });
+    await c.connect();
+    try {
+      await c.query(
+        "CREATE TABLE public.adv_src (region text, store bigint, ts timestamptz, sales real); " +
+          "CREATE INDEX ON public.adv_src (store)", // leads with one of the two keys only
+      );
+      const defs = {
+        entities: [
+          { name: "region", value_type: "string" },
+          { name: "store", value_type: "int64" },
+        ],
+        data_sources: [
+          { name: "adv", kind: "postgres", table: "public.adv_src", timestamp_field: "ts" },
+          { name: "adv_q", kind: "postgres", query: "select * from public.adv_src", timestamp_field: "ts" },
+        ],
+        feature_views: [
+          {
+            name: "by_store",
+            entities: ["region", "store"],
+            source: "adv",
+            schema: [{ name: "sales", dtype: "float32" }],
+          },
+          { name: "by_query", entities: ["store"], source: "adv_q", schema: [{ name: "sales", dtype: "float32" }] },
+        ],
+      };
+      const plan = await t.call("POST", "/v1/projects/adv/plan", defs);
+      expect(plan.status, JSON.stringify(plan.body)).toBe(200);
+      expect(plan.body.warnings).toEqual([
+        {
+          path: "feature_views.by_store",
+          message: expect.stringMatching(/public\.adv_src .*join keys region, store/),
+          suggestion: 'CREATE INDEX ON "public"."adv_src" ("region", "store", "ts")',
+        },
+      ]);
+      expect(formatPlan(plan.body)).toContain('CREATE INDEX ON "public"."adv_src" ("region", "store", "ts");');
+      const applied = await t.call("POST", "/v1/projects/adv/apply", defs);
+      expect(applied.status).toBe(200);
+      expect(applied.body.applied).toBe(true);
+      expect(applied.body.warnings.map((w: { path: string }) => w.path)).toEqual(["feature_views.by_store"]);
+
+      await c.query(plan.body.warnings[0].suggestion);
+      const again = await t.call("POST", "/v1/projects/adv/plan", defs);
+      expect(again.body.warnings).toEqual([]);
+      expect(formatPlan(again.body)).not.toContain("warning");
+    } finally {
+      await c.end();
+    }
+  });
 });

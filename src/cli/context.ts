@@ -1,7 +1,7 @@
 import { ConfigError, EnvSchema, loadConfig } from "../config.ts";
 import { connectPostgres, type Database, openPglite } from "../db/client.ts";
 import { createLogger, type Logger } from "../logger.ts";
-import { createIntrospector } from "../offline/introspect.ts";
+import { createIndexAdvisor, createIntrospector } from "../offline/introspect.ts";
 import { RegistryService } from "../registry/service.ts";
 
 export class CliError extends Error {
@@ -30,7 +30,12 @@ export function cliLogger(): Logger {
 }
 
 export function registryFor(database: Database, logger: Logger): RegistryService {
-  return new RegistryService({ db: database.db, logger, introspect: createIntrospector(database.db) });
+  return new RegistryService({
+    db: database.db,
+    logger,
+    introspect: createIntrospector(database.db),
+    advise: createIndexAdvisor(database.db),
+  });
 }
 
 export { loadConfig };

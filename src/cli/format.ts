@@ -31,5 +31,9 @@ export function formatPlan(plan: Plan, opts: { showUnchanged?: boolean } = {}): 
   );
   if (plan.breaking)
     lines.push(paint(["red", "bold"], "Some changes are breaking: re-materialise the views named above."));
+  for (const w of plan.warnings) {
+    lines.push(paint("yellow", `warning: ${w.path}: ${w.message}`));
+    if (w.suggestion) lines.push(paint("yellow", `    ${w.suggestion};`));
+  }
   return lines.join("\n");
 }

@@ -47,6 +47,21 @@ export const Plan = z
     summary: z.object({ create: z.number(), update: z.number(), delete: z.number(), unchanged: z.number() }),
     changes: z.array(ObjectChange),
     breaking: z.boolean(),
+    warnings: z
+      .array(
+        z.object({
+          path: z.string().openapi({ example: "feature_views.driver_hourly_stats" }),
+          message: z.string(),
+          suggestion: z
+            .string()
+            .optional()
+            .openapi({ example: 'CREATE INDEX ON "public"."driver_stats" ("driver_id", "event_timestamp")' }),
+        }),
+      )
+      .openapi({
+        description:
+          "Advice that did not stop the plan or apply: e.g. a postgres source with no index whose leading columns are a view's join keys (historical retrieval then scans it), with the CREATE INDEX that would serve it",
+      }),
   })
   .openapi("Plan");
 

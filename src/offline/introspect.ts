@@ -1,8 +1,11 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { isConnectionError, pgMessage, postgresFailure } from "../db/errors.ts";
+import type { Definitions } from "../registry/definitions.ts";
+import type { DefinitionsAdvisor, PlanWarning } from "../registry/service.ts";
 import type { ColumnTypes, SourceIntrospector } from "../registry/validate.ts";
-import { checkSourceQuery, sourceRelation } from "./sql.ts";
+import { leadingIndexColumns, servesJoin } from "./pit.ts";
+import { checkSourceQuery, ident, qualifiedTable, sourceRelation } from "./sql.ts";
 
 interface FieldInfo {
   name: string;
@@ -39,5 +42,47 @@ export function createIntrospector(db: Db): SourceIntrospector {
       const msg = pgMessage(e);
       return { error: src.table ? `table ${src.table} cannot be read: ${msg}` : `query cannot be run: ${msg}` };
     }
+  };
+}
+
+/**
+ * Warns about each view whose postgres table source has no index leading with the view's join keys: historical
+ * retrieval then hash-joins the whole table instead of probing it per entity row. Query sources are not looked at
+ * (their indexes are the tables' behind them). A source that cannot be read was reported by validation already.
+ */
+export function createIndexAdvisor(db: Db): DefinitionsAdvisor {
+  return async (defs: Definitions) => {
+    const joinKey = new Map(defs.entities.map((e) => [e.name, e.join_key]));
+    const sources = new Map(defs.data_sources.map((s) => [s.name, s]));
+    const indexes = new Map<string, string[][]>();
+    const warnings: PlanWarning[] = [];
+    for (const view of defs.feature_views) {
+      let src = sources.get(view.source);
+      if (src?.kind === "push") src = sources.get(src.batch_source);
+      if (src?.kind !== "postgres" || !src.table) continue;
+      const keys = view.entities.map((e) => joinKey.get(e)).filter((k): k is string => k !== undefined);
+      if (keys.length !== view.entities.length) continue;
+      let found = indexes.get(src.table);
+      if (!found) {
+        try {
+          found = await db.transaction(async (tx) => {
+            await tx.execute(sql`SET TRANSACTION READ ONLY`);
+            return leadingIndexColumns(tx, src.table!);
+          });
+        } catch (e) {
+          if (isConnectionError(e)) throw postgresFailure(e) ?? e;
+          continue;
+        }
+        indexes.set(src.table, found);
+      }
+      if (servesJoin(found, keys)) continue;
+      const columns = [...keys, src.timestamp_field].map(ident).join(", ");
+      warnings.push({
+        path: `feature_views.${view.name}`,
+        message: `table ${src.table} (source ${src.name}) has no index whose leading columns are the join key${keys.length > 1 ? "s" : ""} ${keys.join(", ")}: historical retrieval will scan the table`,
+        suggestion: `CREATE INDEX ON ${qualifiedTable(src.table)} (${columns})`,
+      });
+    }
+    return warnings;
   };
 }

@@ -141,19 +141,19 @@ export async function choosePlans(
   choice: PlanChoice = "auto",
 ): Promise<PitPlan[]> {
   if (choice !== "auto") return selection.views.map(() => choice);
-  const byTable = new Map<string, Promise<string[][]>>();
-  return Promise.all(
-    selection.views.map(async ({ view }) => {
-      const table = view.batchSource.table;
-      if (!table) return "set" as const;
-      let indexes = byTable.get(table);
-      if (!indexes) {
-        indexes = leadingIndexColumns(db, table);
-        byTable.set(table, indexes);
-      }
-      return servesJoin(await indexes, view.joinKeys) ? ("lateral" as const) : ("set" as const);
-    }),
-  );
+  const byTable = new Map<string, string[][]>();
+  const plans: PitPlan[] = [];
+  // one after the other: `db` may be a transaction's single connection
+  for (const { view } of selection.views) {
+    const table = view.batchSource.table;
+    let indexes = table ? byTable.get(table) : undefined;
+    if (table && !indexes) {
+      indexes = await leadingIndexColumns(db, table);
+      byTable.set(table, indexes);
+    }
+    plans.push(indexes && servesJoin(indexes, view.joinKeys) ? "lateral" : "set");
+  }
+  return plans;
 }
 
 export interface HistoricalRequest {

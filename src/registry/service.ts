@@ -27,7 +27,19 @@ export interface Plan {
   changes: ObjectChange[];
   /** True when some change would make stored online data unreadable until re-materialised. */
   breaking: boolean;
+  /** Advice that does not stop the apply (e.g. a source without an index serving a view's join). */
+  warnings: PlanWarning[];
 }
+
+export interface PlanWarning {
+  path: string;
+  message: string;
+  /** The statement that would resolve it, when one would. */
+  suggestion?: string;
+}
+
+/** Looks at definitions against the offline database for things worth a warning. */
+export type DefinitionsAdvisor = (defs: Definitions) => Promise<PlanWarning[]>;
 
 export interface StoredObject {
   kind: ObjectKind;
@@ -57,6 +69,8 @@ export interface RegistryDeps {
   logger: Logger;
   /** Checks postgres sources against the offline database; without it, columns aren't checked. */
   introspect?: SourceIntrospector;
+  /** Warnings for a plan or apply; without it, none. */
+  advise?: DefinitionsAdvisor;
 }
 
 const KIND_ORDER = new Map(OBJECT_KINDS.map((k, i) => [k, i]));
@@ -92,13 +106,20 @@ export class RegistryService {
     this.checkProject(project, defs);
     const current = await this.currentObjects(this.deps.db, project);
     const version = await this.projectVersion(this.deps.db, project);
-    return this.buildPlan(project, defs, current, false, version ?? 0);
+    const plan = this.buildPlan(project, defs, current, false, version ?? 0);
+    plan.warnings = await this.advise(defs);
+    return plan;
+  }
+
+  private async advise(defs: Definitions): Promise<PlanWarning[]> {
+    return this.deps.advise ? this.deps.advise(defs) : [];
   }
 
   async apply(project: string, input: unknown): Promise<Plan> {
     const defs = await this.validate(input);
     this.checkProject(project, defs);
-    return this.deps.db.transaction(async (tx) => {
+    const warnings = await this.advise(defs);
+    const plan = await this.deps.db.transaction(async (tx) => {
       await tx.insert(projects).values({ name: project }).onConflictDoNothing();
       // One apply per project at a time: the row lock orders them.
       await tx.select().from(projects).where(eq(projects.name, project)).for("update");
@@ -119,6 +140,8 @@ export class RegistryService {
       this.deps.logger.info({ project, summary: plan.summary, version: plan.registry_version }, "registry applied");
       return plan;
     });
+    plan.warnings = warnings;
+    return plan;
   }
 
   private buildPlan(
@@ -162,6 +185,7 @@ export class RegistryService {
       summary,
       changes,
       breaking: changes.some((c) => c.breaking.length > 0),
+      warnings: [],
     };
   }
 

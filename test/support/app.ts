@@ -5,7 +5,7 @@ import { ApiKeyStore, KeyCache } from "../../src/auth/keys.ts";
 import { type App, type AppDeps, createApp } from "../../src/http/app.ts";
 import { createMetrics } from "../../src/http/metrics.ts";
 import { type Logger, silentLogger } from "../../src/logger.ts";
-import { createIntrospector } from "../../src/offline/introspect.ts";
+import { createIndexAdvisor, createIntrospector } from "../../src/offline/introspect.ts";
 import {
   connectOnlineRedis,
   connectRedis,
@@ -64,7 +64,12 @@ export async function createTestContext(opts: TestContextOptions = {}): Promise<
     opts.redisUrl ? connectOnlineRedis(opts.redisUrl, opts.redisOptions) : redis,
     prefix,
   );
-  const registry = new RegistryService({ db: db.database.db, logger, introspect: createIntrospector(db.database.db) });
+  const registry = new RegistryService({
+    db: db.database.db,
+    logger,
+    introspect: createIntrospector(db.database.db),
+    advise: createIndexAdvisor(db.database.db),
+  });
   const snapshots = new SnapshotCache({ registry, logger, pollMs: 60_000 });
   const deps: AppDeps = {
     logger,
