@@ -23,6 +23,7 @@ export const ErrorCode = z.enum([
   "permission_denied",
   "payload_too_large",
   "unavailable",
+  "timeout",
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

@@ -164,7 +164,11 @@ export function buildApp(
     online: services.online,
     ...(services.queue ? { queue: services.queue } : {}),
     defaultProject: config.LARDER_PROJECT,
-    limits: { maxBodyBytes: config.LARDER_MAX_BODY_BYTES, maxEntityRows: config.LARDER_MAX_ENTITY_ROWS },
+    limits: {
+      maxBodyBytes: config.LARDER_MAX_BODY_BYTES,
+      maxEntityRows: config.LARDER_MAX_ENTITY_ROWS,
+      requestTimeoutMs: config.LARDER_REQUEST_TIMEOUT_MS,
+    },
   });
 }
 

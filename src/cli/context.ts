@@ -6,6 +6,13 @@ import { RegistryService } from "../registry/service.ts";
 
 export class CliError extends Error {
   override name = "CliError";
+  constructor(
+    message: string,
+    /** 130 for an interrupt (Ctrl-C), as shells report one. */
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
 }
 
 /** The database the CLI works on: DATABASE_URL, or the embedded one in LARDER_DATA_DIR. */

@@ -113,6 +113,7 @@ function reportAndExit(e: unknown): never {
     for (const d of e.details) console.error(paint("red", `  ${d.path ? `${d.path}: ` : ""}${d.message}`));
   } else if (e instanceof CliError || e instanceof ConfigError) {
     console.error(paint("red", `error: ${e.message}`));
+    if (e instanceof CliError) process.exit(e.exitCode);
   } else {
     const msg = pgMessage(e);
     console.error(paint("red", `error: ${msg.split("\n")[0]}`));

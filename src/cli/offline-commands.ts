@@ -263,7 +263,12 @@ export function registerOfflineCommands(program: Command): void {
           const out = opts.out === undefined ? undefined : toStdout ? process.stdout : createWriteStream(opts.out);
           const line = progressLine();
           const t0 = Date.now();
+          // Ctrl-C cancels the query in Postgres (it would otherwise run on with nobody waiting) and rolls back
+          const interrupt = new AbortController();
+          const onSigint = () => interrupt.abort();
+          process.once("SIGINT", onSigint);
           const result = await exportHistorical(db.db, {
+            signal: interrupt.signal,
             selection,
             entities,
             timestampColumn: opts.timestampColumn,
@@ -276,7 +281,14 @@ export function registerOfflineCommands(program: Command): void {
                 `${p.phase}:${pct} ${fmt(p.done)}${p.total !== undefined ? `/${fmt(p.total)}` : ""} rows, ${fmt(secs > 0 ? p.done / secs : 0)} rows/s`,
               );
             },
-          });
+          })
+            .catch((e) => {
+              if (!interrupt.signal.aborted) throw e;
+              line.end();
+              const what = opts.into !== undefined ? `table ${opts.into} was not created` : `${opts.out} is incomplete`;
+              throw new CliError(`interrupted: the query was cancelled in Postgres; ${what}`, 130);
+            })
+            .finally(() => process.off("SIGINT", onSigint));
           line.end();
           if (out && !toStdout) {
             out.end();

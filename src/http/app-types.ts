@@ -14,6 +14,8 @@ import type { Metrics } from "./metrics.ts";
 export interface AppLimits {
   maxBodyBytes: number;
   maxEntityRows: number;
+  /** Offline requests (historical retrieval) are cancelled, their queries too, after this long (default: none). */
+  requestTimeoutMs?: number;
 }
 
 /** Everything the routes need; the server and the tests build it, so nothing is a module-level singleton. */

@@ -29,6 +29,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   internal: 500,
   unavailable: 503,
+  timeout: 504,
 };
 
 /** An error with an HTTP status: what `onError` answers. */

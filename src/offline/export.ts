@@ -10,6 +10,7 @@ import type { Db } from "../db/client.ts";
 import { invalid } from "../errors.ts";
 import { TableName } from "../registry/definitions.ts";
 import { formatTimestamp, normalizeValue } from "../values.ts";
+import { cancellable } from "./cancel.ts";
 import { csvField, parseCsv } from "./csv.ts";
 import type { FeatureSelection } from "./features.ts";
 import { choosePlans, ORD, type PlanChoice, pitQuery, pitQueryText, requiredKeys, TS } from "./pit.ts";
@@ -29,6 +30,8 @@ export interface ExportOptions {
   batchSize?: number;
   /** How each view is joined (default: chosen from the sources' indexes). */
   plan?: PlanChoice;
+  /** Aborting it (Ctrl-C) cancels the running statement in Postgres and ends the export. */
+  signal?: AbortSignal;
   onProgress?: (p: { phase: "loading" | "joining" | "writing"; done: number; total: number | undefined }) => void;
 }
 
@@ -62,107 +65,112 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
 
   return db.transaction(async (tx) => {
     await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
-    let relation: string;
-    let columns: string[];
-    if ("sql" in opts.entities) {
-      const q = opts.entities.sql.trim().replace(/;+\s*$/, "");
-      const bad = checkSourceQuery(q);
-      if (bad) throw invalid(`entities query: ${bad}`);
-      const probe = (await tx.execute(sql.raw(`SELECT * FROM (${q}) AS q LIMIT 0`))) as unknown as {
-        fields: { name: string }[];
+    return cancellable(db, tx, opts.signal, async () => {
+      let relation: string;
+      let columns: string[];
+      if ("sql" in opts.entities) {
+        const q = opts.entities.sql.trim().replace(/;+\s*$/, "");
+        const bad = checkSourceQuery(q);
+        if (bad) throw invalid(`entities query: ${bad}`);
+        const probe = (await tx.execute(sql.raw(`SELECT * FROM (${q}) AS q LIMIT 0`))) as unknown as {
+          fields: { name: string }[];
+        };
+        columns = probe.fields.map((f) => f.name);
+        requireColumns(selection, columns, tsColumn, "the entities query");
+        const cols = columns.map((c) => {
+          const type = keys.get(c);
+          return type && type !== "bytes" ? `${castKey(`q.${ident(c)}`, type)} AS ${ident(c)}` : `q.${ident(c)}`;
+        });
+        relation = `(SELECT ${cols.join(", ")}, row_number() OVER () AS ${ident(ORD)}, (q.${ident(tsColumn)})::timestamptz AS ${ident(TS)} FROM (${q}) AS q)`;
+      } else {
+        const rows = parseCsv(opts.entities.csv);
+        const header = await rows.next();
+        if (header.done) throw invalid("the entities CSV is empty");
+        columns = header.value.map((c) => c.trim());
+        if (new Set(columns).size !== columns.length) throw invalid("the entities CSV repeats a column name");
+        requireColumns(selection, columns, tsColumn, "the entities CSV");
+        const table = `larder_entities_${process.pid}_${++tempSeq}`;
+        await tx.execute(
+          sql.raw(
+            `CREATE TEMP TABLE ${table} (${ident(ORD)} bigint, ${columns.map((c) => `${ident(c)} text`).join(", ")}) ON COMMIT DROP`,
+          ),
+        );
+        let n = 0;
+        let batch: string[][] = [];
+        const flush = async () => {
+          if (batch.length === 0) return;
+          const ords = batch.map((_, i) => String(n - batch.length + i + 1));
+          const arrays = [sql`${pgTextArray(ords)}::bigint[]`];
+          for (let j = 0; j < columns.length; j++)
+            arrays.push(
+              sql`${pgTextArray(batch.map((r) => (r[j] === undefined || r[j] === "" ? null : r[j]!)))}::text[]`,
+            );
+          await tx.execute(sql`INSERT INTO ${sql.raw(table)} SELECT * FROM unnest(${sql.join(arrays, sql`, `)})`);
+          batch = [];
+          progress({ phase: "loading", done: n, total: undefined });
+        };
+        for await (const r of rows) {
+          if (r.length === 1 && r[0] === "") continue; // a blank line
+          if (r.length !== columns.length)
+            throw invalid(`entities CSV line ${n + 2}: ${r.length} fields, the header has ${columns.length}`);
+          batch.push(r);
+          n++;
+          if (batch.length >= batchSize) await flush();
+        }
+        await flush();
+        await tx.execute(sql.raw(`ANALYZE ${table}`));
+        const cols = columns.map((c) => {
+          const type = keys.get(c);
+          if (type) return `${castKey(ident(c), type)} AS ${ident(c)}`;
+          if (c === tsColumn) return `${ident(c)}::timestamptz AS ${ident(c)}`;
+          return ident(c);
+        });
+        relation = `(SELECT ${ident(ORD)}, ${cols.join(", ")}, ${ident(tsColumn)}::timestamptz AS ${ident(TS)} FROM ${table})`;
+      }
+
+      const total = Number(
+        rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM ${relation} AS e`)))[0]?.n ?? 0,
+      );
+      const entityColumns = columns.map((c) => `e.${ident(c)}`);
+      const plans = await choosePlans(tx, selection, opts.plan);
+
+      if (opts.into !== undefined) {
+        progress({ phase: "joining", done: 0, total });
+        const query = pitQuery(selection, sql.raw(relation), entityColumns, "entity_row", plans);
+        await tx.execute(sql`CREATE TABLE ${sql.raw(qualifiedTable(opts.into))} AS ${query}`);
+        progress({ phase: "joining", done: total, total });
+        return { rows: total };
+      }
+
+      const out = opts.out!;
+      const write = async (s: string) => {
+        if (!out.write(s)) await once(out, "drain");
       };
-      columns = probe.fields.map((f) => f.name);
-      requireColumns(selection, columns, tsColumn, "the entities query");
-      const cols = columns.map((c) => {
-        const type = keys.get(c);
-        return type && type !== "bytes" ? `${castKey(`q.${ident(c)}`, type)} AS ${ident(c)}` : `q.${ident(c)}`;
-      });
-      relation = `(SELECT ${cols.join(", ")}, row_number() OVER () AS ${ident(ORD)}, (q.${ident(tsColumn)})::timestamptz AS ${ident(TS)} FROM (${q}) AS q)`;
-    } else {
-      const rows = parseCsv(opts.entities.csv);
-      const header = await rows.next();
-      if (header.done) throw invalid("the entities CSV is empty");
-      columns = header.value.map((c) => c.trim());
-      if (new Set(columns).size !== columns.length) throw invalid("the entities CSV repeats a column name");
-      requireColumns(selection, columns, tsColumn, "the entities CSV");
-      const table = `larder_entities_${process.pid}_${++tempSeq}`;
+      await write(`${[...columns, ...selection.columns.map((c) => c.name)].map(csvField).join(",")}\n`);
+      const cursor = `larder_hist_${process.pid}_${++tempSeq}`;
+      // no parameters (the entity rows are in a table or the user's query), so the text can back a cursor
       await tx.execute(
         sql.raw(
-          `CREATE TEMP TABLE ${table} (${ident(ORD)} bigint, ${columns.map((c) => `${ident(c)} text`).join(", ")}) ON COMMIT DROP`,
+          `DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns, ORD, plans)}`,
         ),
       );
-      let n = 0;
-      let batch: string[][] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const ords = batch.map((_, i) => String(n - batch.length + i + 1));
-        const arrays = [sql`${pgTextArray(ords)}::bigint[]`];
-        for (let j = 0; j < columns.length; j++)
-          arrays.push(
-            sql`${pgTextArray(batch.map((r) => (r[j] === undefined || r[j] === "" ? null : r[j]!)))}::text[]`,
-          );
-        await tx.execute(sql`INSERT INTO ${sql.raw(table)} SELECT * FROM unnest(${sql.join(arrays, sql`, `)})`);
-        batch = [];
-        progress({ phase: "loading", done: n, total: undefined });
-      };
-      for await (const r of rows) {
-        if (r.length === 1 && r[0] === "") continue; // a blank line
-        if (r.length !== columns.length)
-          throw invalid(`entities CSV line ${n + 2}: ${r.length} fields, the header has ${columns.length}`);
-        batch.push(r);
-        n++;
-        if (batch.length >= batchSize) await flush();
+      let done = 0;
+      for (;;) {
+        opts.signal?.throwIfAborted();
+        const rows = rowsOf(await tx.execute(sql.raw(`FETCH ${batchSize} FROM ${cursor}`)));
+        if (rows.length === 0) break;
+        let chunk = "";
+        for (const r of rows) {
+          const fields = columns.map((c) => csvField(plain(r[c])));
+          for (const c of selection.columns) fields.push(csvField(normalizeValue(c.feature.dtype, r[c.name])));
+          chunk += `${fields.join(",")}\n`;
+        }
+        await write(chunk);
+        done += rows.length;
+        progress({ phase: "writing", done, total });
       }
-      await flush();
-      await tx.execute(sql.raw(`ANALYZE ${table}`));
-      const cols = columns.map((c) => {
-        const type = keys.get(c);
-        if (type) return `${castKey(ident(c), type)} AS ${ident(c)}`;
-        if (c === tsColumn) return `${ident(c)}::timestamptz AS ${ident(c)}`;
-        return ident(c);
-      });
-      relation = `(SELECT ${ident(ORD)}, ${cols.join(", ")}, ${ident(tsColumn)}::timestamptz AS ${ident(TS)} FROM ${table})`;
-    }
-
-    const total = Number(
-      rowsOf<{ n: unknown }>(await tx.execute(sql.raw(`SELECT count(*) AS n FROM ${relation} AS e`)))[0]?.n ?? 0,
-    );
-    const entityColumns = columns.map((c) => `e.${ident(c)}`);
-    const plans = await choosePlans(tx, selection, opts.plan);
-
-    if (opts.into !== undefined) {
-      progress({ phase: "joining", done: 0, total });
-      const query = pitQuery(selection, sql.raw(relation), entityColumns, "entity_row", plans);
-      await tx.execute(sql`CREATE TABLE ${sql.raw(qualifiedTable(opts.into))} AS ${query}`);
-      progress({ phase: "joining", done: total, total });
-      return { rows: total };
-    }
-
-    const out = opts.out!;
-    const write = async (s: string) => {
-      if (!out.write(s)) await once(out, "drain");
-    };
-    await write(`${[...columns, ...selection.columns.map((c) => c.name)].map(csvField).join(",")}\n`);
-    const cursor = `larder_hist_${process.pid}_${++tempSeq}`;
-    // no parameters (the entity rows are in a table or the user's query), so the text can back a cursor
-    await tx.execute(
-      sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns, ORD, plans)}`),
-    );
-    let done = 0;
-    for (;;) {
-      const rows = rowsOf(await tx.execute(sql.raw(`FETCH ${batchSize} FROM ${cursor}`)));
-      if (rows.length === 0) break;
-      let chunk = "";
-      for (const r of rows) {
-        const fields = columns.map((c) => csvField(plain(r[c])));
-        for (const c of selection.columns) fields.push(csvField(normalizeValue(c.feature.dtype, r[c.name])));
-        chunk += `${fields.join(",")}\n`;
-      }
-      await write(chunk);
-      done += rows.length;
-      progress({ phase: "writing", done, total });
-    }
-    await tx.execute(sql.raw(`CLOSE ${cursor}`));
-    return { rows: done };
+      await tx.execute(sql.raw(`CLOSE ${cursor}`));
+      return { rows: done };
+    });
   });
 }

@@ -10,6 +10,7 @@ import { invalid } from "../errors.ts";
 import type { KeyType } from "../registry/dtypes.ts";
 import type { RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros, ValueError } from "../values.ts";
+import { cancellable } from "./cancel.ts";
 import { type FeatureSelection, selectFeatures } from "./features.ts";
 import { castKey, ident, pgTextArray, qualifiedTable, rowsOf, sourceRelationText } from "./sql.ts";
 
@@ -165,6 +166,8 @@ export interface HistoricalRequest {
 
 export interface HistoricalOptions {
   plan?: PlanChoice;
+  /** Aborting it cancels the query in Postgres (the caller went away or ran out of time). */
+  signal?: AbortSignal | undefined;
 }
 
 export const TIMESTAMP_COLUMN = "event_timestamp";
@@ -265,7 +268,8 @@ export async function historicalFeatures(
     // Source columns without a zone are read as UTC, as request timestamps are.
     await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
     const plans = await choosePlans(tx, selection, opts.plan);
-    return rowsOf(await tx.execute(pitQuery(selection, unnestRelation(ts, keyArrays), [], ORD, plans)));
+    const query = pitQuery(selection, unnestRelation(ts, keyArrays), [], ORD, plans);
+    return cancellable(db, tx, opts.signal, async () => rowsOf(await tx.execute(query)));
   });
   for (const row of rows) {
     const i = Number(row[ORD]) - 1;

@@ -79,6 +79,12 @@ const conflictResponse = {
 };
 
 export function registerOfflineRoutes(app: App, deps: AppDeps) {
+  /** Aborts when the client goes away (the Node server aborts the request's signal) or the time limit passes. */
+  const requestSignal = (req: Request): AbortSignal => {
+    const ms = deps.limits.requestTimeoutMs;
+    return ms ? AbortSignal.any([req.signal, AbortSignal.timeout(ms)]) : req.signal;
+  };
+
   const materializer =
     deps.materializer ??
     new Materializer({
@@ -111,7 +117,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
       const { project } = c.req.valid("param");
       const body = c.req.valid("json");
       const snap = await deps.snapshots.getExisting(project);
-      return c.json(await historicalFeatures(deps.db, snap, body), 200);
+      return c.json(await historicalFeatures(deps.db, snap, body, { signal: requestSignal(c.req.raw) }), 200);
     },
   );
 
