@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
+import { tableFromIPC } from "apache-arrow";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCsv } from "../src/offline/csv.ts";
@@ -110,6 +111,48 @@ describe("larder historical", () => {
     expect(rows.slice(1).map((x) => (x[3] === "" ? null : Number(x[3])))).toEqual(want.conv_rate);
     expect(rows.slice(1).map((x) => (x[4] === "" ? null : Number(x[4])))).toEqual(want.avg_daily_trips);
   });
+
+  it("--out FILE.arrow and FILE.ndjson: the same rows, typed, with progress", async () => {
+    const values = ENTITIES.driver_id
+      .map((d, i) => `(${d}::bigint, '${ENTITIES.event_timestamp[i]}'::timestamptz, ${i})`)
+      .join(", ");
+    const entitiesSql = `select * from (values ${values}) v(driver_id, event_timestamp, label)`;
+    const arrowFile = path.join(dir, "out.arrow");
+    const r = await runCli(
+      ["historical", "--entities-sql", entitiesSql, "--features", FEATURES.join(","), "-p", "demo", "--out", arrowFile],
+      env,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/writing: 100\.0% 5\/5 rows|5 rows written to/);
+    const want = await expected();
+    const table = tableFromIPC(await readFile(arrowFile));
+    expect(table.schema.fields.map((f) => `${f.name}:${f.type}`)).toEqual([
+      "driver_id:Int64",
+      "event_timestamp:Timestamp<MICROSECOND, UTC>",
+      "label:Int32",
+      "conv_rate:Float32",
+      "avg_daily_trips:Int64",
+    ]);
+    const col = (name: string) => [...Array(5).keys()].map((i) => table.getChild(name)!.get(i));
+    expect(col("driver_id")).toEqual(ENTITIES.driver_id.map(BigInt));
+    // Float32 holds the float32 the JSON answer prints shortest
+    expect(col("conv_rate")).toEqual(want.conv_rate!.map((v) => (v === null ? null : Math.fround(v as number))));
+    expect(col("avg_daily_trips")).toEqual(want.avg_daily_trips!.map((v) => (v === null ? null : BigInt(v as number))));
+
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on("data", (c) => chunks.push(c));
+    const selection = selectFeatures(await t.deps.snapshots.getExisting("demo"), { features: FEATURES });
+    await exportHistorical(t.deps.db, { selection, entities: { sql: entitiesSql }, out: sink, format: "ndjson" });
+    const rows = Buffer.concat(chunks)
+      .toString()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(rows.map((x) => x.event_timestamp)).toEqual(ENTITIES.event_timestamp);
+    expect(rows.map((x) => x.conv_rate)).toEqual(want.conv_rate);
+    expect(rows.map((x) => x.avg_daily_trips)).toEqual(want.avg_daily_trips);
+  }, 120_000);
 
   it("refuses a query that is not one SELECT, and entity rows lacking a column", async () => {
     const injected = await runCli(

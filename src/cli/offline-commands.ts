@@ -4,6 +4,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../config.ts";
 import { type EntitySource, exportHistorical } from "../offline/export.ts";
 import { selectFeatures } from "../offline/features.ts";
+import type { StreamFormat } from "../offline/formats.ts";
 import type { MaterializationJob } from "../offline/job.ts";
 import { JobStore } from "../offline/job-store.ts";
 import { type MaterializeRequest, type Progress, selectViews } from "../offline/materialize.ts";
@@ -155,6 +156,14 @@ async function runMaterialize(project: string, req: MaterializeRequest, requeste
   }
 }
 
+/** The format a --out file's extension asks for. */
+function outFormat(file: string): StreamFormat {
+  if (file === "-" || /\.csv$/i.test(file)) return "csv";
+  if (/\.(ndjson|jsonl)$/i.test(file)) return "ndjson";
+  if (/\.(arrow|arrows)$/i.test(file)) return "arrow";
+  throw new CliError(`--out ${file}: name a .csv, .ndjson or .arrow file (the extension picks the format)`);
+}
+
 export function registerOfflineCommands(program: Command): void {
   program
     .command("materialize")
@@ -224,7 +233,10 @@ export function registerOfflineCommands(program: Command): void {
       "--into <table>",
       "create this table (table or schema.table) with the result; the join runs inside Postgres",
     )
-    .option("--out <file>", "write the result as CSV to this file; - for stdout")
+    .option(
+      "--out <file>",
+      "write the result to this file, as its extension says: .csv, .ndjson or .arrow (an Arrow IPC stream); - for CSV on stdout",
+    )
     .addOption(projectOption())
     .action(
       async (opts: {
@@ -242,6 +254,7 @@ export function registerOfflineCommands(program: Command): void {
           throw new CliError("give exactly one of --entities-sql and --entities-csv");
         if ((opts.into === undefined) === (opts.out === undefined))
           throw new CliError("give exactly one of --into and --out");
+        const format = opts.out === undefined ? undefined : outFormat(opts.out);
         const db = await openDatabase();
         try {
           const snap = await registryFor(db, cliLogger()).loadSnapshot(opts.project);
@@ -273,7 +286,7 @@ export function registerOfflineCommands(program: Command): void {
             entities,
             timestampColumn: opts.timestampColumn,
             ...(opts.into !== undefined ? { into: opts.into } : {}),
-            ...(out ? { out } : {}),
+            ...(out ? { out, format } : {}),
             onProgress: (p) => {
               const secs = (Date.now() - t0) / 1000;
               const pct = p.total ? ` ${((100 * p.done) / Math.max(p.total, 1)).toFixed(1)}%` : "";

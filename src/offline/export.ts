@@ -9,10 +9,11 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { invalid } from "../errors.ts";
 import { TableName } from "../registry/definitions.ts";
-import { formatTimestamp, normalizeValue } from "../values.ts";
+import { formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
 import { cancellable } from "./cancel.ts";
-import { csvField, parseCsv } from "./csv.ts";
+import { parseCsv } from "./csv.ts";
 import type { FeatureSelection } from "./features.ts";
+import { type ColumnType, createWriter, type OutColumn, type StreamFormat } from "./formats.ts";
 import { choosePlans, ORD, type PlanChoice, pitQuery, pitQueryText, requiredKeys, TS } from "./pit.ts";
 import { castKey, checkSourceQuery, ident, pgTextArray, qualifiedTable, rowsOf } from "./sql.ts";
 
@@ -25,8 +26,9 @@ export interface ExportOptions {
   timestampColumn?: string;
   /** Write into this new table (table or schema.table). */
   into?: string;
-  /** Or stream CSV here. */
+  /** Or stream the rows here, as `format` (default csv). */
   out?: Writable;
+  format?: StreamFormat;
   batchSize?: number;
   /** How each view is joined (default: chosen from the sources' indexes). */
   plan?: PlanChoice;
@@ -45,11 +47,38 @@ function requireColumns(selection: FeatureSelection, columns: string[], tsColumn
       throw invalid(`feature column ${c.name} clashes with an entity column of the same name`);
 }
 
-/** A CSV value for an entity column as Postgres hands it back. */
-function plain(v: unknown): unknown {
-  if (v instanceof Date) return formatTimestamp(v);
-  if (Buffer.isBuffer(v)) return v.toString("base64");
-  return v;
+/** Postgres type names of entity columns (from the relation's description) as output column types. */
+const PG_COLUMN_TYPE: Record<string, ColumnType> = {
+  int2: "int32",
+  int4: "int32",
+  int8: "int64",
+  float4: "float32",
+  float8: "float64",
+  bool: "bool",
+  text: "string",
+  varchar: "string",
+  bpchar: "string",
+  bytea: "bytes",
+  timestamptz: "timestamp",
+  timestamp: "timestamp",
+  json: "json",
+  jsonb: "json",
+};
+
+async function entityColumnTypes(tx: Pick<Db, "execute">, relation: string, columns: string[]): Promise<ColumnType[]> {
+  const probe = (await tx.execute(sql.raw(`SELECT * FROM ${relation} AS e LIMIT 0`))) as unknown as {
+    fields: { name: string; dataTypeID: number }[];
+  };
+  const oids = probe.fields.map((f) => f.dataTypeID);
+  const names = new Map(
+    rowsOf<{ oid: number; typname: string }>(
+      await tx.execute(
+        sql`SELECT oid::int AS oid, typname FROM pg_type WHERE oid = ANY(${`{${oids.join(",")}}`}::oid[])`,
+      ),
+    ).map((r) => [Number(r.oid), r.typname]),
+  );
+  const typeOf = new Map(probe.fields.map((f) => [f.name, PG_COLUMN_TYPE[names.get(f.dataTypeID) ?? ""] ?? "string"]));
+  return columns.map((c) => typeOf.get(c) ?? "string");
 }
 
 export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ rows: number }> {
@@ -143,10 +172,9 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
       }
 
       const out = opts.out!;
-      const write = async (s: string) => {
-        if (!out.write(s)) await once(out, "drain");
+      const write = async (chunk: string | Uint8Array) => {
+        if (chunk.length > 0 && !out.write(chunk)) await once(out, "drain");
       };
-      await write(`${[...columns, ...selection.columns.map((c) => c.name)].map(csvField).join(",")}\n`);
       const cursor = `larder_hist_${process.pid}_${++tempSeq}`;
       // no parameters (the entity rows are in a table or the user's query), so the text can back a cursor
       await tx.execute(
@@ -154,21 +182,32 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
           `DECLARE ${cursor} NO SCROLL CURSOR FOR ${pitQueryText(selection, relation, entityColumns, ORD, plans)}`,
         ),
       );
+      const types = await entityColumnTypes(tx, relation, columns);
+      const outColumns: OutColumn[] = [
+        ...columns.map((name, j) => ({ name, type: keys.get(name) ?? types[j]! })),
+        ...selection.columns.map((c) => ({ name: c.name, type: c.feature.dtype })),
+      ];
+      const writer = createWriter(opts.format ?? "csv", outColumns);
+      await write(writer.header());
       let done = 0;
       for (;;) {
         opts.signal?.throwIfAborted();
         const rows = rowsOf(await tx.execute(sql.raw(`FETCH ${batchSize} FROM ${cursor}`)));
         if (rows.length === 0) break;
-        let chunk = "";
-        for (const r of rows) {
-          const fields = columns.map((c) => csvField(plain(r[c])));
-          for (const c of selection.columns) fields.push(csvField(normalizeValue(c.feature.dtype, r[c.name])));
-          chunk += `${fields.join(",")}\n`;
-        }
-        await write(chunk);
+        const batch: unknown[][] = [
+          ...columns.map((c, j) =>
+            // the driver hands instants back as Postgres' text: written as RFC 3339 UTC, as everywhere else
+            outColumns[j]!.type === "timestamp"
+              ? rows.map((r) => (r[c] == null ? null : formatTimestampMicros(parseTimestampMicros(r[c]))))
+              : rows.map((r) => r[c] ?? null),
+          ),
+          ...selection.columns.map((c) => rows.map((r) => normalizeValue(c.feature.dtype, r[c.name]))),
+        ];
+        await write(writer.batch(batch, rows.length));
         done += rows.length;
         progress({ phase: "writing", done, total });
       }
+      await write(writer.end());
       await tx.execute(sql.raw(`CLOSE ${cursor}`));
       return { rows: done };
     });

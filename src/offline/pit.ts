@@ -12,6 +12,7 @@ import type { RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros, ValueError } from "../values.ts";
 import { cancellable } from "./cancel.ts";
 import { type FeatureSelection, selectFeatures } from "./features.ts";
+import { type ColumnType, createWriter, type OutColumn, type StreamFormat } from "./formats.ts";
 import { castKey, ident, pgTextArray, qualifiedTable, rowsOf, sourceRelationText } from "./sql.ts";
 
 export const ORD = "__larder_ord";
@@ -249,6 +250,100 @@ function unnestRelation(ts: string[], keyArrays: { name: string; type: KeyType; 
   return sql`(SELECT ${sql.raw(cols.join(", "))} FROM unnest(${sql.join(arrays, sql`, `)}) WITH ORDINALITY AS u(${sql.raw(names.join(", "))}))`;
 }
 
+/** A passed-through entity column's type, from the values sent (it has no declared type). */
+function inferredType(values: unknown[]): ColumnType {
+  let kind: string | undefined;
+  let integers = true;
+  for (const v of values) {
+    if (v === null || v === undefined) continue;
+    const k = typeof v;
+    if (kind !== undefined && kind !== k) return "json";
+    kind = k;
+    if (k === "number" && !Number.isSafeInteger(v)) integers = false;
+  }
+  if (kind === "number") return integers ? "int64" : "float64";
+  if (kind === "boolean") return "bool";
+  if (kind === "string" || kind === undefined) return "string";
+  return "json";
+}
+
+export interface StreamOptions extends HistoricalOptions {
+  format: StreamFormat;
+  /** Rows per FETCH and per written batch (default 10,000). */
+  batchSize?: number;
+  /** Called once the query is under way (its errors, such as a source that is gone, come before it). */
+  onStart?: (columns: OutColumn[]) => void;
+  write: (chunk: Uint8Array | string) => Promise<void>;
+}
+
+/**
+ * `historicalFeatures` written batch by batch from a cursor: memory holds the request and one batch, never the
+ * answer. Entity columns come back as sent, from the request, found by row number.
+ */
+export async function streamHistorical(
+  db: Db,
+  snap: RegistrySnapshot,
+  req: HistoricalRequest,
+  opts: StreamOptions,
+): Promise<{ rows: number }> {
+  const selection = selectFeatures(snap, req);
+  const { n, ts, keyArrays } = entityParams(selection, req.entity_df);
+  const keys = requiredKeys(selection);
+  const entityNames = Object.keys(req.entity_df);
+  const entityCols = entityNames.map((c) => req.entity_df[c]!);
+  const columns: OutColumn[] = [
+    ...entityNames.map((name, j) => ({
+      name,
+      type: name === TIMESTAMP_COLUMN ? ("timestamp" as const) : (keys.get(name) ?? inferredType(entityCols[j]!)),
+    })),
+    ...selection.columns.map((c) => ({ name: c.name, type: c.feature.dtype })),
+  ];
+  const writer = createWriter(opts.format, columns);
+  const batchSize = opts.batchSize ?? 10_000;
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
+    return cancellable(db, tx, opts.signal, async () => {
+      const plans = await choosePlans(tx, selection, opts.plan);
+      if (n > 0) {
+        const query = pitQuery(selection, unnestRelation(ts, keyArrays), [], ORD, plans);
+        await tx.execute(sql`DECLARE larder_stream NO SCROLL CURSOR FOR ${query}`);
+      }
+      opts.onStart?.(columns);
+      await opts.write(writer.header());
+      let done = 0;
+      while (done < n) {
+        opts.signal?.throwIfAborted();
+        const rows = rowsOf(await tx.execute(sql.raw(`FETCH ${batchSize} FROM larder_stream`)));
+        if (rows.length === 0) break;
+        const out: unknown[][] = columns.map(() => new Array(rows.length));
+        rows.forEach((row, i) => {
+          const at = Number(row[ORD]) - 1;
+          for (let j = 0; j < entityCols.length; j++) out[j]![i] = entityCols[j]![at] ?? null;
+          selection.columns.forEach((c, k) => {
+            out[entityCols.length + k]![i] = featureValue(c, row[c.name]);
+          });
+        });
+        await opts.write(writer.batch(out, rows.length));
+        done += rows.length;
+      }
+      await opts.write(writer.end());
+      return { rows: done };
+    });
+  });
+}
+
+/** A feature value read from a source in its JSON form; a value that is not its dtype is the definition's fault. */
+function featureValue(c: FeatureSelection["columns"][number], v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  try {
+    return normalizeValue(c.feature.dtype, v);
+  } catch (e) {
+    throw invalid(
+      `feature view ${c.view.name}: column ${c.feature.name} holds a value that is not ${c.feature.dtype}: ${(e as Error).message}`,
+    );
+  }
+}
+
 /** Point-in-time-correct training rows for a request's entity dataframe: `{ df }` with columns in request order. */
 export async function historicalFeatures(
   db: Db,
@@ -273,17 +368,7 @@ export async function historicalFeatures(
   });
   for (const row of rows) {
     const i = Number(row[ORD]) - 1;
-    for (const c of featureCols) {
-      const v = row[c.name];
-      if (v === null || v === undefined) continue;
-      try {
-        c.values[i] = normalizeValue(c.feature.dtype, v);
-      } catch (e) {
-        throw invalid(
-          `feature view ${c.view.name}: column ${c.feature.name} holds a value that is not ${c.feature.dtype}: ${(e as Error).message}`,
-        );
-      }
-    }
+    for (const c of featureCols) c.values[i] = featureValue(c, row[c.name]);
   }
   return { df: out };
 }

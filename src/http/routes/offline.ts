@@ -1,7 +1,9 @@
+import { PassThrough, Readable } from "node:stream";
 import { z } from "@hono/zod-openapi";
+import { CONTENT_TYPE, type StreamFormat } from "../../offline/formats.ts";
 import { isFinal, MaterializationJob } from "../../offline/job.ts";
 import { type MaterializeRequest, Materializer, selectViews } from "../../offline/materialize.ts";
-import { historicalFeatures } from "../../offline/pit.ts";
+import { historicalFeatures, streamHistorical } from "../../offline/pit.ts";
 import { MAX_PARTITIONS } from "../../registry/definitions.ts";
 import { scopedRoute } from "../access.ts";
 import type { App, AppDeps } from "../app-types.ts";
@@ -78,6 +80,19 @@ const conflictResponse = {
   409: { content: { "application/json": { schema: ErrorBody } }, description: "A view is already being materialised" },
 };
 
+/** The streamed format an Accept header asks for; JSON (undefined) unless one of them is asked before it. */
+export function streamFormat(accept: string | undefined): StreamFormat | undefined {
+  if (!accept) return undefined;
+  for (const part of accept.split(",")) {
+    const type = part.split(";")[0]!.trim().toLowerCase();
+    if (type === "text/csv") return "csv";
+    if (type === "application/x-ndjson") return "ndjson";
+    if (type === "application/vnd.apache.arrow.stream") return "arrow";
+    if (type === "application/json" || type === "*/*") return undefined;
+  }
+  return undefined;
+}
+
 export function registerOfflineRoutes(app: App, deps: AppDeps) {
   /** Aborts when the client goes away (the Node server aborts the request's signal) or the time limit passes. */
   const requestSignal = (req: Request): AbortSignal => {
@@ -111,15 +126,87 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
         params: ProjectParam,
         body: { content: { "application/json": { schema: HistoricalBody } }, required: true },
       },
-      responses: { 200: json(HistoricalAnswer, "The entity dataframe with its features"), ...errorResponses },
+      responses: {
+        200: {
+          description:
+            "The entity dataframe with its features. JSON (columns) by default; with `Accept: text/csv` a CSV table (header " +
+            "row, RFC 4180), with `Accept: application/x-ndjson` one JSON object per row, with `Accept: " +
+            "application/vnd.apache.arrow.stream` an Arrow IPC stream (int64 → Int64, float32 → Float32, timestamps and " +
+            "unix_timestamp → Timestamp[us, UTC], lists → List, bytes → Binary, json → Utf8), rows in request order. " +
+            "CSV, NDJSON and Arrow are streamed from a cursor in batches, so the server holds one batch, not the answer.",
+          content: {
+            "application/json": { schema: HistoricalAnswer },
+            "text/csv": { schema: z.string() },
+            "application/x-ndjson": { schema: z.string() },
+            "application/vnd.apache.arrow.stream": { schema: z.string().openapi({ format: "binary" }) },
+          },
+        },
+        ...errorResponses,
+      },
     }),
     async (c) => {
       const { project } = c.req.valid("param");
       const body = c.req.valid("json");
       const snap = await deps.snapshots.getExisting(project);
-      return c.json(await historicalFeatures(deps.db, snap, body, { signal: requestSignal(c.req.raw) }), 200);
+      const signal = requestSignal(c.req.raw);
+      const format = streamFormat(c.req.header("accept"));
+      if (!format) return c.json(await historicalFeatures(deps.db, snap, body, { signal }), 200);
+      return streamResponse(format, (write, onStart) =>
+        streamHistorical(deps.db, snap, body, { format, signal, write, onStart }),
+      );
     },
   );
+
+  /**
+   * A streamed answer: its status and headers go out once the query has started (errors before that are ordinary
+   * JSON errors); an error later can only cut the stream short, and is logged.
+   */
+  const streamResponse = async (
+    format: StreamFormat,
+    run: (write: (chunk: Uint8Array | string) => Promise<void>, onStart: () => void) => Promise<unknown>,
+  ): Promise<Response> => {
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const write = async (chunk: Uint8Array | string) => {
+      if (chunk.length === 0) return;
+      if (out.destroyed) throw new Error("the client went away");
+      if (!out.write(chunk))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            out.off("drain", done);
+            out.off("close", done);
+            resolve();
+          };
+          out.on("drain", done);
+          out.on("close", done);
+        });
+    };
+    let isStarted = false;
+    let started!: () => void;
+    const start = new Promise<void>((r) => {
+      started = () => {
+        isStarted = true;
+        r();
+      };
+    });
+    const running = run(write, started).then(
+      () => out.end(),
+      (e) => {
+        // before the start there is no reader yet (the error becomes the answer); after it, the reader gets the error
+        if (!isStarted) out.destroy();
+        else {
+          deps.logger.warn({ err: (e as Error).message }, "streamed historical answer cut short");
+          out.destroy(e as Error);
+        }
+        throw e;
+      },
+    );
+    running.catch(() => {}); // after the start, the stream's early end is what tells the client
+    await Promise.race([start, running]);
+    return new Response(Readable.toWeb(out) as ReadableStream, {
+      status: 200,
+      headers: { "content-type": CONTENT_TYPE[format] },
+    });
+  };
 
   /**
    * Runs (or starts, with ?async=true) the jobs of one request. Split jobs go through the queue when there is one (any
