@@ -10,19 +10,27 @@
  *    as Larder's does, with Larder's batch size and number of writes in flight. Best of two runs each; memory: the
  *    larger peak of the two.
  * 2. Historical retrieval of 100,000 entity rows against three views of 1,000,000 rows each (ttls 1d, 7d, 0), next
- *    to the same join written by hand as one SQL query (unnest + LATERAL … ORDER BY ts DESC, created DESC LIMIT 1)
- *    run with bare `pg`. Both use the same index on each source table, (entity_id, ts DESC, created DESC NULLS LAST).
+ *    to the same join written by hand as one SQL query run with bare `pg`: first with an index on each source table,
+ *    (entity_id, ts DESC, created DESC NULLS LAST) (the hand-written query: unnest + LATERAL … LIMIT 1), then with
+ *    the indexes dropped (the hand-written query: a hash join + DISTINCT ON, what one writes without an index).
  *    Larder is timed as a service call and through the HTTP app (JSON in and out). Best of two runs each.
+ * 3. 1,000,000 entity rows to an Arrow file through `larder serve` (Accept: application/vnd.apache.arrow.stream):
+ *    the server's peak RSS, target < 400 MB.
  *
  * Uses its own database (created and dropped) and Redis prefix (deleted). Env: BENCH_PG_ADMIN
  * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS,
+ * BENCH_ONLY=materialize|historical|arrow (one part), BENCH_ARROW_ROWS, BENCH_PIT_PLAN=lateral|set (force Larder's plan),
  * BENCH_SETUP_ONLY / BENCH_KEEP_DB (make the data and keep it), BENCH_SERVER_NODE_FLAGS (node flags for the server,
  * e.g. "--cpu-prof"). One phase alone against a kept database: `tsx bench/offline.ts larder-mat|floor-mat DB PREFIX`,
  * `tsx bench/offline.ts hand-hist DB [index|noindex]`, `tsx bench/offline.ts larder-hist DB [service|http]`.
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { clearPrefix } from "../test/support/redis.ts";
@@ -123,11 +131,8 @@ function procMb(pid: number, field: "VmRSS" | "VmHWM"): number {
   return Number(m[1]) / 1024;
 }
 
-/**
- * Larder as deployed: `larder serve` in its own process, materialising through `POST …/materialize` (synchronous:
- * the answer comes when the job has ended). Peak memory is the server's VmHWM, read before it is stopped.
- */
-async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<PhaseResult> {
+/** `larder serve` in its own process against the bench database, started and healthy. */
+async function startServer(dbUrl: string, prefix: string, extraEnv: Record<string, string> = {}) {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|REDIS_URL|LARDER_)/.test(k))),
@@ -137,9 +142,10 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
     LARDER_PROJECT: PROJECT,
     LARDER_AUTH: "disabled",
     LARDER_LOG_LEVEL: "warn",
-    LARDER_REQUEST_TIMEOUT_MS: "600000",
+    LARDER_REQUEST_TIMEOUT_MS: "1200000",
     HOST: "127.0.0.1",
     PORT: String(port),
+    ...extraEnv,
   };
   const nodeFlags = process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof
   const child = spawn(process.execPath, [...nodeFlags, LARDER_BIN, "serve"], {
@@ -149,6 +155,10 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
   });
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const base = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await exited;
+  };
   try {
     for (let i = 0; ; i++) {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
@@ -157,9 +167,23 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
         await r.body?.cancel();
         if (r.ok) break;
       } catch {}
-      if (i > 600) throw new Error("server did not start in 60 s");
+      if (i > 1200) throw new Error("server did not start in 120 s");
       await new Promise((r) => setTimeout(r, 100));
     }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { child, base, stop };
+}
+
+/**
+ * Larder as deployed: `larder serve` in its own process, materialising through `POST …/materialize` (synchronous:
+ * the answer comes when the job has ended). Peak memory is the server's VmHWM, read before it is stopped.
+ */
+async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<PhaseResult> {
+  const { child, base, stop } = await startServer(dbUrl, prefix);
+  try {
     const idleRssMb = procMb(child.pid!, "VmRSS");
     const t0 = performance.now();
     const res = await fetch(`${base}/v1/projects/${PROJECT}/materialize`, {
@@ -178,8 +202,58 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
     await checkOnline(base, dbUrl);
     return { ms, rows: job.rows_written, maxRssMb, extra: { rows_read: job.rows_read, idle_rss_mb: idleRssMb } };
   } finally {
-    child.kill("SIGTERM");
-    await exited;
+    await stop();
+  }
+}
+
+const ARROW_ENTITY_ROWS = Number(process.env.BENCH_ARROW_ROWS ?? 1_000_000);
+
+/**
+ * 1,000,000 entity rows (JSON in) to an Arrow file (`Accept: application/vnd.apache.arrow.stream`) through a real
+ * server; the file is read back with apache-arrow. What counts is the server's peak RSS: the answer is streamed
+ * from a cursor, so it holds the request and one batch, not the answer.
+ */
+async function benchArrow(dbUrl: string, prefix: string): Promise<string[]> {
+  const { tableFromIPC } = await import("apache-arrow");
+  const { child, base, stop } = await startServer(dbUrl, prefix, { LARDER_MAX_BODY_BYTES: String(256 * 1024 * 1024) });
+  const file = path.join(tmpdir(), `larder-bench-${process.pid}.arrow`);
+  try {
+    const ids = new Array<number>(ARROW_ENTITY_ROWS);
+    const ts = new Array<string>(ARROW_ENTITY_ROWS);
+    const base0 = Date.parse(WINDOW.start);
+    for (let i = 0; i < ARROW_ENTITY_ROWS; i++) {
+      ids[i] = 1 + ((i * 7919) % Math.round(HIST_ENTITIES * 1.05));
+      ts[i] = new Date(base0 + ((i * 104_729) % ((HIST_ROWS_PER_ENTITY + 2) * 6 * 3600)) * 1000).toISOString();
+    }
+    const idleRssMb = procMb(child.pid!, "VmRSS");
+    log(`arrow: ${ARROW_ENTITY_ROWS.toLocaleString()} entity rows to an Arrow file through the server`);
+    const t0 = performance.now();
+    const res = await fetch(`${base}/v1/projects/${PROJECT}/historical-features`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/vnd.apache.arrow.stream" },
+      body: JSON.stringify({
+        entity_df: { entity_id: ids, event_timestamp: ts },
+        features: HIST_FEATURES,
+        full_feature_names: true,
+      }),
+    });
+    if (res.status !== 200 || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+    const ms = performance.now() - t0;
+    const peakMb = procMb(child.pid!, "VmHWM");
+    const bytes = statSync(file).size;
+    const table = tableFromIPC(readFileSync(file));
+    if (table.numRows !== ARROW_ENTITY_ROWS) throw new Error(`the Arrow file has ${table.numRows} rows`);
+    return [
+      "",
+      `Historical retrieval to Arrow: ${ARROW_ENTITY_ROWS.toLocaleString()} entity rows × ${HIST_FEATURES.length} features through larder serve`,
+      `  ${(ms / 1000).toFixed(1)} s, ${(bytes / 1024 / 1024).toFixed(0)} MB of Arrow (read back: ${table.numRows.toLocaleString()} rows, ${table.schema.fields.length} columns)`,
+      `  server RSS idle ${idleRssMb.toFixed(0)} MB, peak ${peakMb.toFixed(0)} MB`,
+      `  ${verdict(peakMb < 400)}  server peak RSS ${peakMb.toFixed(0)} MB (target < 400 MB)`,
+    ];
+  } finally {
+    rmSync(file, { force: true });
+    await stop();
   }
 }
 
@@ -532,6 +606,7 @@ async function main() {
     const lines: string[] = [];
     if (!only || only === "materialize") lines.push(...(await benchMaterialize(dbUrl, prefix, redis)));
     if (!only || only === "historical") lines.push(...(await benchHistorical(dbUrl)));
+    if (!only || only === "arrow") lines.push(...(await benchArrow(dbUrl, prefix)));
     lines.push("", `total ${((performance.now() - started) / 1000).toFixed(0)}s`);
     console.log(lines.join("\n"));
   } finally {
