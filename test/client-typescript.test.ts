@@ -136,6 +136,82 @@ describe("TypeScript client against a real server", () => {
     expect(answer.results[2]!.statuses).toEqual(["PRESENT", "PRESENT"]);
   });
 
+  it("materialise with partitions, then freshness, verify and stats against the stores' real contents", async () => {
+    const c = client({ project: "demo", apiKey: key.write });
+    const end = new Date(now + 3600_000);
+    const { jobs } = await c.materialize({
+      startTs: new Date(now - 8 * 86400_000),
+      endTs: end,
+      featureViews: ["customer_profile"],
+      partitions: 2,
+    });
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({ feature_view: "customer_profile", status: "succeeded", rows_written: 20 });
+    expect(jobs[0]!.partitions.map((p) => [p.index, p.status])).toEqual([
+      [0, "succeeded"],
+      [1, "succeeded"],
+    ]);
+    expect(jobs[0]!.partitions.reduce((n, p) => n + p.rows_written, 0)).toBe(20);
+    expect((await c.getMaterializationJob(jobs[0]!.id)).partitions).toHaveLength(2);
+    const incr = await c.materializeIncremental({ endTs: end, featureViews: ["customer_profile"], partitions: 2 });
+    expect(incr.jobs[0]).toMatchObject({ status: "succeeded", rows_written: 0 });
+    expect(incr.jobs[0]!.partitions).toHaveLength(2);
+
+    // freshness: a push moves last_push_event_timestamp; a materialisation moves last_materialized_end
+    const reader = client({ project: "demo", apiKey: key.read });
+    await c.push({
+      pushSourceName: "driver_stats_push",
+      df: { driver_id: [7301], event_timestamp: [iso(now - 5_000)], conv_rate: [0.5], acc_rate: [0.5] },
+    });
+    const fresh = await reader.freshness("driver_hourly_stats_fresh");
+    expect(Date.parse(fresh.last_push_event_timestamp!)).toBeGreaterThanOrEqual(now - 5_000);
+    expect(fresh.last_materialized_end).toBeNull();
+    expect(fresh.newest_offline_event_timestamp).not.toBeNull();
+    expect(fresh.lag_seconds).toBeGreaterThanOrEqual(0);
+    expect(fresh.lag_seconds).toBeLessThan(600);
+    const materialized = await reader.freshness("customer_profile");
+    expect(Date.parse(materialized.last_materialized_end!)).toBe(end.getTime());
+    expect(materialized.last_push_event_timestamp).toBeNull();
+    expect(materialized.lag_seconds).toBeLessThan(0); // the window ended in the future
+    expect((await rejection(reader.freshness("no_such_view"))).status).toBe(404);
+
+    // verify: the view just materialised matches; the push-fed view that was never materialised is missing online
+    const consistent = await reader.verify({ featureViews: ["customer_profile"] });
+    expect(Number.isNaN(Date.parse(consistent.as_of))).toBe(false);
+    expect(consistent.results).toEqual([
+      {
+        feature_view: "customer_profile",
+        sampled: 20,
+        matching: 20,
+        mismatching: 0,
+        missing_online: 0,
+        examples: [],
+      },
+    ]);
+    const missing = (await reader.verify({ featureViews: ["driver_hourly_stats_fresh"], sample: 10 })).results[0]!;
+    expect(missing).toMatchObject({ sampled: 10, matching: 0, mismatching: 0, missing_online: 10 });
+    expect(missing.examples[0]).toMatchObject({ issue: "missing_online", online_status: "NOT_FOUND" });
+
+    // stats: 50 drivers × 168 hours in the batch table; one hour of it is 50 rows
+    const stats = await reader.stats("driver_hourly_stats");
+    expect(stats).toMatchObject({ feature_view: "driver_hourly_stats", start_ts: null, end_ts: null, rows: 8400 });
+    const conv = stats.features.find((f) => f.name === "conv_rate")!;
+    expect(conv).toMatchObject({ dtype: "float32", count: 8400, null_count: 0, top_values: null });
+    expect(conv.min).toBeGreaterThanOrEqual(0);
+    expect(conv.max).toBeLessThanOrEqual(1);
+    expect(conv.histogram).toHaveLength(10);
+    expect(conv.histogram!.reduce((n, b) => n + b.count, 0)).toBe(8400);
+    const hour = Math.floor(now / 3600_000) * 3600_000 - 5 * 3600_000;
+    const window = await reader.stats("driver_hourly_stats", {
+      startTs: new Date(hour),
+      endTs: iso(hour + 3600_000),
+    });
+    expect(window.rows).toBe(50);
+    expect(Date.parse(window.start_ts!)).toBe(hour);
+    expect(window.features.every((f) => f.count === 50)).toBe(true);
+    expect((await reader.stats("driver_hourly_stats", { startTs: 0, endTs: 1 })).rows).toBe(0);
+  });
+
   it("historical features: point-in-time rows in request order", async () => {
     const c = client();
     const hourAgo = new Date(Math.floor(now / 3600_000) * 3600_000 - 3600_000);

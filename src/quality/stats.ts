@@ -109,8 +109,10 @@ export async function statsOver(
     const f = features[i]!;
     const col = ident(c.column);
     if (NUMERIC.has(c.dtype) && finiteRange(f) && f.min! < f.max!) {
+      // clamped at both ends: a real's min/max arrive as their shortest decimal text (0.0001), which as a double is not
+      // the value the column holds (9.99999974e-05), so the column's own min may fall below the first bucket's bound
       parts.push(
-        `SELECT ${i} AS i, least(width_bucket(${col}::double precision, ${f.min}::double precision, ${f.max}::double precision, ${HISTOGRAM_BUCKETS}), ${HISTOGRAM_BUCKETS})::text AS v, count(*) AS n
+        `SELECT ${i} AS i, greatest(least(width_bucket(${col}::double precision, ${f.min}::double precision, ${f.max}::double precision, ${HISTOGRAM_BUCKETS}), ${HISTOGRAM_BUCKETS}), 1)::text AS v, count(*) AS n
            FROM ${relation} WHERE ${col} IS NOT NULL GROUP BY 2`,
       );
     } else if (TOPS.has(c.dtype)) {

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypedDict, Union
 from urllib.parse import quote, urlencode, urlsplit
 
 __all__ = [
@@ -34,6 +34,12 @@ __all__ = [
     "OnlineResponse",
     "HistoricalResponse",
     "FeatureStatus",
+    "Freshness",
+    "VerifyExample",
+    "ViewVerification",
+    "Verification",
+    "FeatureStats",
+    "ViewStats",
     "to_int64",
 ]
 __version__ = "0.1.0"
@@ -74,6 +80,64 @@ class LarderError(Exception):
 
     def __repr__(self) -> str:
         return f"LarderError(status={self.status}, code={self.code!r}, message={self.message!r})"
+
+
+class Freshness(TypedDict):
+    """``freshness(view)``: timestamps are RFC 3339 UTC strings, or None."""
+
+    last_materialized_end: Optional[str]  # end of the last successful materialisation window
+    last_push_event_timestamp: Optional[str]  # newest event time pushed or written to the online store
+    newest_offline_event_timestamp: Optional[str]  # newest event time in the batch source
+    lag_seconds: Optional[float]  # now - the later of the first two; None when neither exists
+
+
+class VerifyExample(TypedDict):
+    """An entity whose online answer differs from the offline one."""
+
+    entity: Dict[str, Any]
+    issue: str  # "mismatch" | "missing_online"
+    online_status: str  # "PRESENT" | "NOT_FOUND" | "OUTSIDE_MAX_AGE"
+    differences: List[Dict[str, Any]]  # {"feature", "online", "offline"}
+
+
+class ViewVerification(TypedDict):
+    """One view's comparison of the online store with the offline store."""
+
+    feature_view: str
+    sampled: int  # entities compared
+    matching: int
+    mismatching: int  # entities with at least one value that differs
+    missing_online: int  # entities the online store does not have at all
+    examples: List[VerifyExample]  # up to 5 of the entities that did not match
+
+
+class Verification(TypedDict):
+    as_of: str  # the time both stores were read as of (RFC 3339, UTC)
+    results: List[ViewVerification]
+
+
+class FeatureStats(TypedDict):
+    """Statistics of one feature over the view's batch source."""
+
+    name: str
+    dtype: str
+    count: int  # rows considered
+    null_count: int
+    min: Optional[float]  # numeric dtypes only (min, max, mean, stddev)
+    max: Optional[float]
+    mean: Optional[float]
+    stddev: Optional[float]  # sample standard deviation
+    distinct: int  # distinct non-null values
+    histogram: Optional[List[Dict[str, Any]]]  # numbers: 10 buckets {"lower", "upper", "count"}
+    top_values: Optional[List[Dict[str, Any]]]  # strings and booleans: the 10 most frequent {"value", "count"}
+
+
+class ViewStats(TypedDict):
+    feature_view: str
+    start_ts: Optional[str]
+    end_ts: Optional[str]
+    rows: int  # rows of the batch source considered (in the window when one was given)
+    features: List[FeatureStats]
 
 
 def _require_pandas():
@@ -320,11 +384,19 @@ class LarderClient:
         feature_views: Optional[Sequence[str]] = None,
         run_async: bool = False,
         *,
+        partitions: Optional[int] = None,
         timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Loads each entity's latest row with event time in [start_ts, end_ts) online. Not resent after a lost
-        connection (the jobs may still run; a second call would get 409): give a timeout that fits, or run_async."""
-        body = {"start_ts": _iso(start_ts), "end_ts": _iso(end_ts), "feature_views": _opt_list(feature_views)}
+        connection (the jobs may still run; a second call would get 409): give a timeout that fits, or run_async.
+
+        ``partitions``: split each job into this many disjoint slices of its entities, run by any ``larder worker``
+        or ``larder serve`` when the server has a queue, else in the server's process (default: the view's
+        ``materialization.partitions``, or one slice). Each job's ``partitions`` lists the slices' progress."""
+        body = {
+            "start_ts": _iso(start_ts), "end_ts": _iso(end_ts), "feature_views": _opt_list(feature_views),
+            **_opt("partitions", partitions),
+        }
         return self.request(
             "POST", self._path("/materialize"), body=body, query={"async": "true"} if run_async else None,
             idempotent=False, timeout=timeout,
@@ -336,10 +408,11 @@ class LarderClient:
         feature_views: Optional[Sequence[str]] = None,
         run_async: bool = False,
         *,
+        partitions: Optional[int] = None,
         timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
-        """Materialises from where each view's last run ended."""
-        body = {"end_ts": _iso(end_ts), "feature_views": _opt_list(feature_views)}
+        """Materialises from where each view's last run ended (``partitions`` as in ``materialize``)."""
+        body = {"end_ts": _iso(end_ts), "feature_views": _opt_list(feature_views), **_opt("partitions", partitions)}
         return self.request(
             "POST", self._path("/materialize-incremental"), body=body,
             query={"async": "true"} if run_async else None, idempotent=False, timeout=timeout,
@@ -357,6 +430,27 @@ class LarderClient:
         """Point-in-time-correct training data for an entity dataframe (join keys and event_timestamp)."""
         body = {"entity_df": _frame(entity_df), **_selection(features, feature_service, full_feature_names)}
         return HistoricalResponse(self.request("POST", self._project_path("/historical-features"), body=body, timeout=timeout))
+
+    # ---- quality ----
+
+    def freshness(self, view: str) -> Freshness:
+        """When the view's online values were last brought up to date, and how far behind now that is."""
+        return self.request("GET", self._project_path(f"/feature-views/{quote(view)}/freshness"))
+
+    def verify(self, feature_views: Optional[Sequence[str]] = None, sample: Optional[int] = None) -> Verification:
+        """Compares the online store with the offline store as of now, on a sample of each view's entities
+        (default every online view, 1000 entities each). Writes nothing: a read key will do."""
+        body = {"feature_views": _opt_list(feature_views), **_opt("sample", sample)}
+        return self.request("POST", self._project_path("/verify"), body=body)
+
+    def stats(self, view: str, start_ts: Optional[Timestamp] = None, end_ts: Optional[Timestamp] = None) -> ViewStats:
+        """Statistics of the view's features over its batch source, over event times in [start_ts, end_ts) when
+        given."""
+        query = {
+            "start_ts": None if start_ts is None else _iso_text(start_ts),
+            "end_ts": None if end_ts is None else _iso_text(end_ts),
+        }
+        return self.request("GET", self._project_path(f"/feature-views/{quote(view)}/stats"), query=query)
 
     # ---- registry ----
 
@@ -553,6 +647,19 @@ def _selection(
 
 def _opt_list(v: Optional[Sequence[str]]) -> Optional[List[str]]:
     return None if v is None else list(v)
+
+
+def _opt(name: str, v: Any) -> Dict[str, Any]:
+    """An optional body field: absent when None (the server refuses null where it wants a number)."""
+    return {} if v is None else {name: v}
+
+
+def _iso_text(t: Timestamp) -> str:
+    """A timestamp as a query parameter: RFC 3339 (epoch seconds become a date)."""
+    v = _iso(t)
+    if isinstance(v, str):
+        return v
+    return _dt.datetime.fromtimestamp(v, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _error_from(status: int, headers: Mapping[str, str], data: bytes, request_id: str) -> LarderError:

@@ -27,6 +27,12 @@ KEYS = json.loads(os.environ.get("LARDER_TEST_KEYS", "{}"))
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
+def _parse(ts: str) -> dt.datetime:
+    """An RFC 3339 answer ("…:31.5Z") as a datetime; fromisoformat before 3.11 wants 0, 3 or 6 fraction digits."""
+    head, _, frac = ts.rstrip("Z").partition(".")
+    return dt.datetime.fromisoformat(head + (f".{frac.ljust(6, '0')}" if frac else "") + "+00:00")
+
+
 def client(**kw) -> LarderClient:
     kw.setdefault("api_key", KEYS.get("admin"))
     return LarderClient(URL, **kw)
@@ -170,6 +176,56 @@ class ClientTest(unittest.TestCase):
         )
         self.assertEqual(answer["results"][1]["statuses"], ["PRESENT", "PRESENT"])
         self.assertIsInstance(answer.to_rows()[0]["driver_hourly_stats__avg_daily_trips"], int)
+
+    def test_partitions_freshness_verify_stats(self):
+        c = client(project="demo", api_key=KEYS["write"])
+        end = NOW + dt.timedelta(hours=1)
+        jobs = c.materialize(NOW - dt.timedelta(days=8), end, feature_views=["customer_profile"], partitions=2)["jobs"]
+        self.assertEqual([(j["feature_view"], j["status"], j["rows_written"]) for j in jobs], [("customer_profile", "succeeded", 20)])
+        self.assertEqual([(p["index"], p["status"]) for p in jobs[0]["partitions"]], [(0, "succeeded"), (1, "succeeded")])
+        self.assertEqual(sum(p["rows_written"] for p in jobs[0]["partitions"]), 20)
+        incr = c.materialize_incremental(end, feature_views=["customer_profile"], partitions=2)["jobs"]
+        self.assertEqual((incr[0]["status"], incr[0]["rows_written"], len(incr[0]["partitions"])), ("succeeded", 0, 2))
+
+        reader = client(project="demo", api_key=KEYS["read"])
+        pushed_at = NOW - dt.timedelta(seconds=5)
+        c.push("driver_stats_push", {"driver_id": [7401], "event_timestamp": [pushed_at], "conv_rate": [0.5], "acc_rate": [0.5]})
+        fresh = reader.freshness("driver_hourly_stats_fresh")
+        self.assertGreaterEqual(_parse(fresh["last_push_event_timestamp"]), pushed_at)
+        self.assertIsNone(fresh["last_materialized_end"])
+        self.assertIsNotNone(fresh["newest_offline_event_timestamp"])
+        self.assertTrue(0 <= fresh["lag_seconds"] < 600, fresh)
+        materialized = reader.freshness("customer_profile")
+        self.assertEqual(_parse(materialized["last_materialized_end"]), end)
+        self.assertIsNone(materialized["last_push_event_timestamp"])
+        self.assertLess(materialized["lag_seconds"], 0)  # the window ended in the future
+        with self.assertRaises(LarderError) as missing_view:
+            reader.freshness("no_such_view")
+        self.assertEqual(missing_view.exception.status, 404)
+
+        consistent = reader.verify(feature_views=["customer_profile"])
+        self.assertIsInstance(_parse(consistent["as_of"]), dt.datetime)
+        self.assertEqual(
+            consistent["results"],
+            [{"feature_view": "customer_profile", "sampled": 20, "matching": 20, "mismatching": 0, "missing_online": 0, "examples": []}],
+        )
+        never = reader.verify(feature_views=["driver_hourly_stats_fresh"], sample=10)["results"][0]
+        self.assertEqual((never["sampled"], never["matching"], never["mismatching"], never["missing_online"]), (10, 0, 0, 10))
+        self.assertEqual((never["examples"][0]["issue"], never["examples"][0]["online_status"]), ("missing_online", "NOT_FOUND"))
+
+        # 50 drivers x 168 hours in the batch table; one hour of it is 50 rows
+        stats = reader.stats("driver_hourly_stats")
+        self.assertEqual((stats["rows"], stats["start_ts"], stats["end_ts"]), (8400, None, None))
+        conv = next(f for f in stats["features"] if f["name"] == "conv_rate")
+        self.assertEqual((conv["dtype"], conv["count"], conv["null_count"], conv["top_values"]), ("float32", 8400, 0, None))
+        self.assertTrue(0 <= conv["min"] <= conv["max"] <= 1, conv)
+        self.assertEqual(sum(b["count"] for b in conv["histogram"]), 8400)
+        hour = NOW.replace(minute=0, second=0) - dt.timedelta(hours=5)
+        window = reader.stats("driver_hourly_stats", start_ts=hour, end_ts=(hour + dt.timedelta(hours=1)).isoformat())
+        self.assertEqual(window["rows"], 50)
+        self.assertEqual(_parse(window["start_ts"]), hour)
+        self.assertTrue(all(f["count"] == 50 for f in window["features"]))
+        self.assertEqual(reader.stats("driver_hourly_stats", start_ts=0, end_ts=1)["rows"], 0)
 
     def test_historical_features(self):
         hour = NOW.replace(minute=0, second=0) - dt.timedelta(hours=1)

@@ -177,12 +177,20 @@ export interface MaterializeRequest {
   featureViews?: readonly string[];
   /** Answer at once (202) with the started jobs instead of waiting for their end. */
   async?: boolean;
+  /**
+   * Split each job into this many disjoint slices of its entities (1–the server's maximum), run by any `larder worker`
+   * or `larder serve` when the server has a queue, else in the server's process. Omitted: the view's
+   * `materialization.partitions`, or one slice.
+   */
+  partitions?: number;
 }
 
 export interface MaterializeIncrementalRequest {
   endTs: Timestamp;
   featureViews?: readonly string[];
   async?: boolean;
+  /** As in `MaterializeRequest`. */
+  partitions?: number;
 }
 
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -196,16 +204,104 @@ export interface MaterializationJob {
   rows_read: number;
   rows_written: number;
   duration_ms: number | null;
-  /** A job split into partitions (distributed materialisation): each one's progress. */
-  partitions?: {
+  /** The job's partitions (distributed materialisation), each one's progress; empty for a job run in one slice. */
+  partitions: {
+    /** 0-based: the partition holds the entities whose key hash modulo the count is `index`. */
     index: number;
     status: JobStatus;
     rows_read: number;
     rows_written: number;
+    /** The process running it, or that ran it last (host:pid). */
     worker: string | null;
+    /** Times a process took it up (more than 1: retried). */
     attempts: number;
+    error: string | null;
   }[];
   [k: string]: unknown;
+}
+
+/** `freshness(view)`: when the view's online values were last brought up to date (timestamps RFC 3339 UTC or null). */
+export interface Freshness {
+  /** End of the last successful materialisation window. */
+  last_materialized_end: string | null;
+  /** Newest event time pushed or written to the view's online store. */
+  last_push_event_timestamp: string | null;
+  /** Newest event time in the view's batch source. */
+  newest_offline_event_timestamp: string | null;
+  /** Now − the later of `last_materialized_end` and `last_push_event_timestamp`; null when neither exists. */
+  lag_seconds: number | null;
+}
+
+export interface VerifyRequest {
+  /** Views to verify; omitted: every online view. */
+  featureViews?: readonly string[];
+  /** Entities per view (default 1000, at most 100,000); all of them when the view has fewer. */
+  sample?: number;
+}
+
+/** An entity whose online answer differs from the offline one. */
+export interface VerifyExample {
+  entity: Record<string, unknown>;
+  issue: "mismatch" | "missing_online";
+  online_status: "PRESENT" | "NOT_FOUND" | "OUTSIDE_MAX_AGE";
+  differences: { feature: string; online: unknown; offline: unknown }[];
+}
+
+/** One view's comparison of the online store with the offline store. */
+export interface ViewVerification {
+  feature_view: string;
+  /** Entities compared. */
+  sampled: number;
+  matching: number;
+  /** Entities with at least one value that differs. */
+  mismatching: number;
+  /** Entities the online store does not have at all. */
+  missing_online: number;
+  /** Up to 5 of the entities that did not match. */
+  examples: VerifyExample[];
+}
+
+export interface Verification {
+  /** The time both stores were read as of (RFC 3339, UTC). */
+  as_of: string;
+  results: ViewVerification[];
+}
+
+export interface StatsRequest {
+  /** Window start (event time, included). */
+  startTs?: Timestamp;
+  /** Window end (event time, excluded). */
+  endTs?: Timestamp;
+}
+
+/** Statistics of one feature over the view's batch source. */
+export interface FeatureStats {
+  name: string;
+  dtype: string;
+  /** Rows considered. */
+  count: number;
+  null_count: number;
+  /** Numeric dtypes only (min, max, mean, stddev). */
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  /** Sample standard deviation. */
+  stddev: number | null;
+  /** Distinct non-null values (counted exactly). */
+  distinct: number;
+  /** Numeric dtypes: 10 equal-width buckets from min to max. */
+  histogram: { lower: number; upper: number; count: number }[] | null;
+  /** Strings and booleans: the 10 most frequent values. */
+  top_values: { value: string | boolean; count: number }[] | null;
+}
+
+export interface ViewStats {
+  feature_view: string;
+  start_ts: string | null;
+  end_ts: string | null;
+  /** Rows of the batch source considered (in the window when one was given). */
+  rows: number;
+  features: FeatureStats[];
 }
 
 export interface HistoricalFeaturesRequest {
@@ -336,6 +432,10 @@ const newRequestId = (): string =>
   `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}-${Math.random().toString(16).slice(2)}`;
 
 const toIso = (t: Timestamp): string | number => (t instanceof Date ? t.toISOString() : t);
+
+/** A timestamp as a query parameter (RFC 3339; epoch seconds become a date, since the query takes RFC 3339 only). */
+const toIsoString = (t: Timestamp): string =>
+  t instanceof Date ? t.toISOString() : typeof t === "number" ? new Date(t * 1000).toISOString() : t;
 
 function base64(bytes: Uint8Array): string {
   let s = "";
@@ -497,7 +597,12 @@ export class LarderClient {
     return this.request("POST", this.path("/materialize"), {
       ...call,
       query: req.async ? { async: true } : undefined,
-      body: { start_ts: toIso(req.startTs), end_ts: toIso(req.endTs), feature_views: req.featureViews },
+      body: {
+        start_ts: toIso(req.startTs),
+        end_ts: toIso(req.endTs),
+        feature_views: req.featureViews,
+        partitions: req.partitions,
+      },
       idempotent: false,
     });
   }
@@ -510,7 +615,7 @@ export class LarderClient {
     return this.request("POST", this.path("/materialize-incremental"), {
       ...call,
       query: req.async ? { async: true } : undefined,
-      body: { end_ts: toIso(req.endTs), feature_views: req.featureViews },
+      body: { end_ts: toIso(req.endTs), feature_views: req.featureViews, partitions: req.partitions },
       idempotent: false,
     });
   }
@@ -528,6 +633,35 @@ export class LarderClient {
     );
     if (this.opts.int64 === "bigint") await this.bigintHistorical(req, answer.df);
     return new HistoricalFeatures<R>(answer.df);
+  }
+
+  // ---- quality ----
+
+  /** When the view's online values were last brought up to date, and how far behind now that is. */
+  freshness(view: string, call?: CallOptions): Promise<Freshness> {
+    return this.get(`/feature-views/${encodeURIComponent(view)}/freshness`, call);
+  }
+
+  /**
+   * Compares the online store with the offline store as of now, on a sample of each view's entities. Writes nothing
+   * (a read key will do), so it is resent after a lost connection like any read.
+   */
+  async verify(req: VerifyRequest = {}, call?: CallOptions): Promise<Verification> {
+    return this.request("POST", await this.projectPath("/verify"), {
+      ...call,
+      body: { feature_views: req.featureViews, sample: req.sample },
+    });
+  }
+
+  /** Statistics of the view's features over its batch source, over event times in [startTs, endTs) when given. */
+  async stats(view: string, window: StatsRequest = {}, call?: CallOptions): Promise<ViewStats> {
+    return this.request("GET", await this.projectPath(`/feature-views/${encodeURIComponent(view)}/stats`), {
+      ...call,
+      query: {
+        start_ts: window.startTs === undefined ? undefined : toIsoString(window.startTs),
+        end_ts: window.endTs === undefined ? undefined : toIsoString(window.endTs),
+      },
+    });
   }
 
   // ---- registry ----
