@@ -34,3 +34,23 @@ export function createLogger(level: string = "info", destination?: pino.Destinat
 }
 
 export const silentLogger = (): Logger => pino({ level: "silent" });
+
+/**
+ * Resolves once every line logged so far is written (or after `timeoutMs`). A process must wait for this before
+ * process.exit: the exit hook writes what is buffered at once, but a chunk already handed to an asynchronous write can
+ * land after it, so the last line ("stopped") could come out before earlier request lines.
+ */
+export function flushed(logger: Logger, timeoutMs = 2000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    try {
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}

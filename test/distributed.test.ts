@@ -117,9 +117,9 @@ beforeAll(async () => {
     LARDER_PARTITION_STALE_MS: "2000",
     LARDER_SCHEDULE_POLL_MS: "200",
     LARDER_REGISTRY_POLL_MS: "200",
-    // small batches: a partition takes long enough to be caught half-way (with 100, a quiet machine's workers
-    // finished every 10,000-row partition between two looks of the test)
-    LARDER_MATERIALIZE_BATCH_SIZE: "20",
+    // small batches: a partition takes long enough to be caught half-way (with 100, and once with 20, a quiet
+    // machine's workers finished every 10,000-row partition between two looks of the test)
+    LARDER_MATERIALIZE_BATCH_SIZE: "5",
   };
   // generous: on a loaded machine a process takes tens of seconds to start (a quiet one: a few)
   [server, ...workers] = await Promise.all([

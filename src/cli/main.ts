@@ -3,7 +3,7 @@ import { Command, Option } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
 import { pgMessage, postgresFailure } from "../db/errors.ts";
 import { DomainError } from "../errors.ts";
-import { createLogger } from "../logger.ts";
+import { createLogger, flushed } from "../logger.ts";
 import { startServer } from "../server.ts";
 import { registerCodegenCommands } from "./codegen-commands.ts";
 import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
@@ -51,6 +51,7 @@ export function buildCli(): Command {
         try {
           await server.stop();
           logger.info("stopped");
+          await flushed(logger);
           process.exit(0);
         } catch (e) {
           logger.error({ err: (e as Error).message }, "error while stopping");

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.ts";
-import { createLogger } from "../logger.ts";
+import { createLogger, flushed } from "../logger.ts";
 import { materializerFor, openServices, startBackground } from "../server.ts";
 import { CliError } from "./context.ts";
 
@@ -39,7 +39,7 @@ export function registerWorkerCommands(program: Command): void {
           await background.stop(config.LARDER_SHUTDOWN_TIMEOUT_MS);
           await services.close();
           logger.info("stopped");
-          logger.flush();
+          await flushed(logger);
           process.exit(0);
         } catch (e) {
           logger.error({ err: (e as Error).message }, "error while stopping");
