@@ -2,152 +2,14 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { ApiKeyStore, DEFAULT_PEPPER, KeyCache } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
-import { connectPostgres, type Database } from "./db/client.ts";
 import { baseUrlFor, type DemoResult, demoInstructions, isEmptyStore, runDemo } from "./embedded/demo.ts";
-import { openEmbeddedStores } from "./embedded/stores.ts";
 import { type App, type AppDeps, createApp } from "./http/app.ts";
 import { createMetrics } from "./http/metrics.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
-import { createIndexAdvisor, createIntrospector } from "./offline/introspect.ts";
 import { JobStore } from "./offline/job-store.ts";
-import { type MaterializeDeps, Materializer } from "./offline/materialize.ts";
-import { MaterializationQueue } from "./offline/queue.ts";
-import { Scheduler } from "./offline/schedules.ts";
-import { PartitionWorker } from "./offline/worker.ts";
-import { connectOnlineRedis, RedisOnlineStore } from "./online/redis-store.ts";
 import { parseRedisUrl } from "./online/redis-url.ts";
-import type { OnlineStore } from "./online/store.ts";
-import { RegistryService } from "./registry/service.ts";
-import { SnapshotCache } from "./registry/snapshot-cache.ts";
-
-export interface Services {
-  database: Database;
-  online: OnlineStore;
-  registry: RegistryService;
-  snapshots: SnapshotCache;
-  /** The materialisation queue (Postgres mode only; started by whoever uses it). Embedded mode has one process. */
-  queue?: MaterializationQueue;
-  close(): Promise<void>;
-}
-
-/** Opens the stores the configuration names (external Postgres + Redis, or embedded) and builds the services. */
-export async function openServices(
-  config: Config,
-  logger: Logger,
-  /** Embedded mode: what holds the data directory (named when another process finds it busy). */
-  opts: { command?: string } = {},
-): Promise<Services> {
-  let database: Database;
-  let online: OnlineStore;
-  if (config.mode.kind === "external") {
-    database = connectPostgres(config.mode.databaseUrl, { statementTimeoutMs: config.LARDER_PG_STATEMENT_TIMEOUT_MS });
-    const redis = connectOnlineRedis(config.mode.redisUrl, {
-      logger,
-      readFrom: config.LARDER_REDIS_READ_FROM,
-      waitReplicas: config.LARDER_REDIS_WAIT_REPLICAS,
-    });
-    online = new RedisOnlineStore(redis, config.LARDER_REDIS_PREFIX);
-  } else {
-    // Embedded: PGlite databases in LARDER_DATA_DIR behind the same interfaces (see src/embedded/stores.ts).
-    const stores = await openEmbeddedStores(config.mode.dataDir, {
-      command: opts.command ?? "serve",
-      prefix: config.LARDER_REDIS_PREFIX,
-      migrate: false, // below, as for Postgres
-    });
-    database = { ...stores.database, close: stores.close };
-    online = stores.online;
-  }
-  if (config.LARDER_MIGRATE) await database.migrate();
-  const registry = new RegistryService({
-    db: database.db,
-    logger,
-    introspect: createIntrospector(database.db),
-    advise: createIndexAdvisor(database.db),
-  });
-  const snapshots = new SnapshotCache({ registry, logger, pollMs: config.LARDER_REGISTRY_POLL_MS });
-  const queue = config.mode.kind === "external" ? new MaterializationQueue(config.mode.databaseUrl, logger) : undefined;
-  return {
-    database,
-    online,
-    registry,
-    snapshots,
-    ...(queue ? { queue } : {}),
-    async close() {
-      snapshots.stop();
-      await queue?.stop(config.LARDER_SHUTDOWN_TIMEOUT_MS);
-      await online.close();
-      await database.close();
-    },
-  };
-}
-
-/** The materializer of this process, configured from the environment. */
-export function materializerFor(
-  config: Config,
-  services: Services,
-  logger: Logger,
-  extra: Pick<MaterializeDeps, "signal" | "track" | "onJobEnd" | "owner"> = {},
-): Materializer {
-  return new Materializer({
-    ...extra,
-    db: services.database.db,
-    online: services.online,
-    logger,
-    queue: services.queue,
-    batchSize: config.LARDER_MATERIALIZE_BATCH_SIZE,
-    heartbeatMs: config.LARDER_PARTITION_HEARTBEAT_MS,
-    staleAfterMs: config.LARDER_PARTITION_STALE_MS,
-  });
-}
-
-/** What a process runs besides answering requests: queue work and schedules. */
-export interface Background {
-  stop(timeoutMs: number): Promise<void>;
-}
-
-/**
- * This process's share of materialisation (LARDER_WORKER_CONCURRENCY > 0): partitions from the queue (Postgres mode),
- * the sweep for lost partitions, and feature views' schedules (both modes). With concurrency 0 the queue is only
- * started, to hand work out.
- */
-export async function startBackground(
-  config: Config,
-  services: Services,
-  logger: Logger,
-  materializer: Materializer,
-  track?: (work: Promise<unknown>) => void,
-): Promise<Background> {
-  const takesWork = config.LARDER_WORKER_CONCURRENCY > 0;
-  let worker: PartitionWorker | undefined;
-  if (services.queue && takesWork) {
-    worker = new PartitionWorker({
-      materializer,
-      queue: services.queue,
-      snapshots: services.snapshots,
-      logger,
-      concurrency: config.LARDER_WORKER_CONCURRENCY,
-    });
-    await worker.start();
-  } else await services.queue?.start();
-  const scheduler = takesWork
-    ? new Scheduler({
-        materializer,
-        registry: services.registry,
-        snapshots: services.snapshots,
-        logger,
-        pollMs: config.LARDER_SCHEDULE_POLL_MS,
-        ...(track ? { track } : {}),
-      })
-    : undefined;
-  scheduler?.start();
-  return {
-    async stop(timeoutMs) {
-      await scheduler?.stop();
-      await worker?.stop(timeoutMs);
-    },
-  };
-}
+import { materializerFor, openServices, type Services, startBackground } from "./services.ts";
 
 export function buildApp(
   config: Config,
@@ -184,7 +46,7 @@ export async function startServer(
       ? "larder starting in EMBEDDED mode (no DATABASE_URL/REDIS_URL): for trying out, not for production"
       : `larder starting with Postgres and Redis (${parseRedisUrl(config.mode.redisUrl).mode})`,
   );
-  const services = await openServices(config, logger);
+  const services = await openServices(config, logger, { eagerOnline: true });
   // Embedded quickstart: a store nobody has applied anything to gets the drivers example, so a lookup works at once.
   const demo = await seedEmptyEmbeddedStore(config, services, logger);
   try {
@@ -233,7 +95,7 @@ export async function startServer(
   const port = typeof address === "object" && address ? address.port : config.PORT;
   logger.info({ port, host: config.HOST, ms: Math.round(performance.now() - started) }, "larder listening");
   logger.flush(); // scripts and supervisors wait for this line
-  services.database.lock?.setPort(port);
+  services.embedded?.lock.setPort(port);
   if (demo) process.stderr.write(demoInstructions(baseUrlFor(config.HOST, port), demo, config.LARDER_PROJECT));
   return {
     port,

@@ -6,6 +6,7 @@ import { ErrorBody } from "../src/http/errors.ts";
 import { createLogger } from "../src/logger.ts";
 import { createTestContext, exampleDefinitions, type TestContext } from "./support/app.ts";
 import { runCli } from "./support/process.ts";
+import { TEST_REDIS_URL } from "./support/redis.ts";
 
 // Everything logged by the app under test, one JSON line each.
 const logLines: string[] = [];
@@ -207,7 +208,12 @@ describe("revocation", () => {
     const { cache } = t.keys!;
     cache.start();
     try {
-      const env = { DATABASE_URL: t.db.url, LARDER_API_KEY_PEPPER: "test-pepper-0123456789" };
+      const env = {
+        DATABASE_URL: t.db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        LARDER_REDIS_PREFIX: t.prefix,
+        LARDER_API_KEY_PEPPER: "test-pepper-0123456789",
+      };
       const made = await runCli(["keys", "create", "--scope", "write", "--name", "from-cli"], env);
       expect(made.code, made.stderr).toBe(0);
       const cliKey = made.stdout.trim();
@@ -236,7 +242,7 @@ describe("revocation", () => {
   });
 
   it("the CLI explains bad input in one line and exits non-zero", async () => {
-    const env = { DATABASE_URL: t.db.url };
+    const env = { DATABASE_URL: t.db.url, REDIS_URL: TEST_REDIS_URL, LARDER_REDIS_PREFIX: t.prefix };
     const bad = await runCli(["keys", "create", "--scope", "root"], env);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/read, write, admin/);

@@ -8,9 +8,12 @@ import { ROOT, runCli, startServerProcess } from "./support/process.ts";
 import { TEST_REDIS_URL, testPrefix } from "./support/redis.ts";
 
 let db: TestDatabase;
+/** Both stores, as every command that touches one needs (half a configuration is refused: see below). */
+let stores: Record<string, string>;
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
   await loadExampleData(db.url);
+  stores = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, LARDER_REDIS_PREFIX: testPrefix() };
 });
 afterAll(async () => db?.drop());
 
@@ -36,7 +39,7 @@ describe("the larder CLI", () => {
   }, 120_000);
 
   it("migrates, plans and applies against the database directly", async () => {
-    const env = { DATABASE_URL: db.url };
+    const env = stores;
     const migrated = await runCli(["migrate"], env);
     expect(migrated.code, migrated.stderr).toBe(0);
     const plan = await runCli(["plan", "-f", EXAMPLE_DEFINITIONS, "-p", "cli"], env);
@@ -57,17 +60,22 @@ describe("the larder CLI", () => {
     const diff = await runCli(["plan", "-f", file, "-p", "cli"], env);
     expect(diff.stdout).toContain("~ feature_view driver_hourly_stats (update)");
     expect(diff.stdout).toContain("ttl: 86400 → 43200");
+
+    // a project name the HTTP API could never reach is refused here too, and nothing is written
+    const bad = await runCli(["apply", "-f", EXAMPLE_DEFINITIONS, "-p", "Bad Name!"], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/project.*not "Bad Name!"/);
   });
 
   it("reports errors in one clear line with a non-zero exit", async () => {
-    const missing = await runCli(["plan", "-f", "no/such/file.yaml"], { DATABASE_URL: db.url });
+    const missing = await runCli(["plan", "-f", "no/such/file.yaml"], stores);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr.trim()).toBe("error: cannot read no/such/file.yaml: ENOENT");
 
     const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
     const bad = path.join(dir, "bad.yaml");
     await writeFile(bad, "entities:\n  - name: driver\n    value_type: int128\n");
-    const invalid = await runCli(["apply", "-f", bad, "-p", "cli"], { DATABASE_URL: db.url });
+    const invalid = await runCli(["apply", "-f", bad, "-p", "cli"], stores);
     expect(invalid.code).not.toBe(0);
     expect(invalid.stderr).toContain("error: the definitions have 1 problem");
     expect(invalid.stderr).toContain("entities[0].value_type");
@@ -75,6 +83,21 @@ describe("the larder CLI", () => {
     const badUrl = await runCli(["plan", "-f", EXAMPLE_DEFINITIONS], { DATABASE_URL: "mysql://x" });
     expect(badUrl.code).not.toBe(0);
     expect(badUrl.stderr).toMatch(/DATABASE_URL: must be a postgres/);
+  });
+
+  it("refuses half a store configuration as serve does, instead of using the embedded store", async () => {
+    // a key made in the embedded store would never work on the server that has DATABASE_URL and REDIS_URL
+    const [onlyRedis, onlyDb] = await Promise.all([
+      runCli(["keys", "create", "--scope", "read"], { REDIS_URL: TEST_REDIS_URL }),
+      runCli(["plan", "-f", EXAMPLE_DEFINITIONS], { DATABASE_URL: db.url }),
+    ]);
+    expect(onlyRedis.code).toBe(1);
+    expect(onlyRedis.stdout).toBe("");
+    expect(onlyRedis.stderr.trim()).toBe(
+      "error: invalid configuration: DATABASE_URL is missing (set both DATABASE_URL and REDIS_URL, or neither for embedded mode)",
+    );
+    expect(onlyDb.code).toBe(1);
+    expect(onlyDb.stderr.trim()).toMatch(/^error: invalid configuration: REDIS_URL is missing/);
   });
 });
 

@@ -10,6 +10,7 @@ import { createTestContext, type TestContext } from "./support/app.ts";
 import { type Listening, listen } from "./support/listen.ts";
 import { ROOT } from "./support/process.ts";
 import { runPython } from "./support/python.ts";
+import { TEST_REDIS_URL } from "./support/redis.ts";
 
 const CLIENT_TS = path.join(ROOT, "clients/typescript/src/index.ts");
 const TSC = path.join(ROOT, "node_modules/.bin/tsc");
@@ -23,6 +24,8 @@ const now = Math.floor(Date.now() / 1000) * 1000;
 beforeAll(async () => {
   t = await createTestContext({ applyExampleTo: "demo", defaultProject: "demo" });
   process.env.DATABASE_URL = t.db.url;
+  process.env.REDIS_URL = TEST_REDIS_URL;
+  process.env.LARDER_REDIS_PREFIX = t.prefix;
   process.env.LARDER_MIGRATE = "false";
   await applyOnlineFixtures(t);
   server = await listen(t.app);

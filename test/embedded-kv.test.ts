@@ -2,8 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Database, openPglite } from "../src/db/client.ts";
+import type { Database } from "../src/db/client.ts";
 import { DataDirBusyError, LOCK_FILE, lockDataDir } from "../src/embedded/lock.ts";
+import { openPglite } from "../src/embedded/pglite.ts";
 import { SqlKv } from "../src/online/embedded-kv.ts";
 import type { OnlineKv, OnlineKvEntry } from "../src/online/kv.ts";
 import { RedisKv } from "../src/online/redis-kv.ts";
@@ -16,7 +17,7 @@ import { clearPrefix, newRedis, testPrefix } from "./support/redis.ts";
  */
 const dir = mkdtempSync(path.join(tmpdir(), "larder-kv-"));
 const prefix = testPrefix();
-let pglite: Database;
+let pglite: Awaited<ReturnType<typeof openPglite>>;
 let pgdb: TestDatabase;
 const redis = newRedis();
 const backends: Record<string, OnlineKv> = {};

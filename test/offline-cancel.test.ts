@@ -5,6 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "./support/app.ts";
 import { cleanEnv, LARDER_BIN, ROOT } from "./support/process.ts";
+import { TEST_REDIS_URL } from "./support/redis.ts";
 
 /**
  * A historical request whose client goes away must not leave its query running in Postgres. The source is a query
@@ -118,7 +119,11 @@ describe("cancelling historical retrieval", () => {
         "--into",
         "public.cancelled_out",
       ],
-      { cwd: ROOT, env: cleanEnv({ DATABASE_URL: t.db.url }), stdio: ["ignore", "pipe", "pipe"] },
+      {
+        cwd: ROOT,
+        env: cleanEnv({ DATABASE_URL: t.db.url, REDIS_URL: TEST_REDIS_URL, LARDER_REDIS_PREFIX: t.prefix }),
+        stdio: ["ignore", "pipe", "pipe"],
+      },
     );
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));

@@ -4,7 +4,7 @@ import { type Command, Option } from "commander";
 import { buildManifest, incompatibilities, LANGS, type Lang, OUTPUT_FILE, readManifest } from "../codegen/model.ts";
 import { generatePython } from "../codegen/python.ts";
 import { generateTypescript } from "../codegen/typescript.ts";
-import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
+import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
 
 const DEFAULT_IMPORT: Record<Lang, string> = { typescript: "@larder/client", python: "larder_client" };
@@ -53,42 +53,39 @@ export function registerCodegenCommands(program: Command): void {
         process.exitCode = await check(opts.check);
         return;
       }
-      if (!opts.lang || !opts.out) throw new CliError("codegen needs --lang and --out (or --check DIR)");
+      const { lang, out } = opts;
+      if (!lang || !out) throw new CliError("codegen needs --lang and --out (or --check DIR)");
       const services = opts.service?.flatMap((s) => s.split(",").map((x) => x.trim())).filter(Boolean);
-      const db = await openDatabase();
-      try {
-        const registry = registryFor(db, cliLogger());
+      await withServices("codegen", async ({ services: { registry } }) => {
         await registry.requireProject(opts.project);
         const snap = await registry.loadSnapshot(opts.project);
         let manifest: ReturnType<typeof buildManifest>;
         try {
-          manifest = buildManifest(snap, { lang: opts.lang, services });
+          manifest = buildManifest(snap, { lang: lang, services });
         } catch (e) {
           throw new CliError((e as Error).message);
         }
         const command = [
           "npx larder codegen",
-          `--lang ${opts.lang}`,
+          `--lang ${lang}`,
           `-p ${opts.project}`,
           ...(services ? [`--service ${services.join(",")}`] : []),
-          `--out ${opts.out}`,
+          `--out ${out}`,
         ].join(" ");
-        const clientImport = opts.clientImport ?? DEFAULT_IMPORT[opts.lang];
+        const clientImport = opts.clientImport ?? DEFAULT_IMPORT[lang];
         const text =
-          opts.lang === "typescript"
+          lang === "typescript"
             ? generateTypescript(manifest, { clientImport, command })
             : generatePython(manifest, { clientImport, command });
-        await mkdir(opts.out, { recursive: true });
-        const file = path.join(opts.out, OUTPUT_FILE[opts.lang]);
+        await mkdir(out, { recursive: true });
+        const file = path.join(out, OUTPUT_FILE[lang]);
         await writeFile(file, text);
         const views = manifest.accessors.filter((a) => a.kind === "view").length;
         console.log(
           `wrote ${file}: ${views} feature view(s), ${manifest.accessors.length - views} feature service(s), ` +
             `project ${manifest.project} at registry version ${manifest.registry_version}`,
         );
-      } finally {
-        await db.close();
-      }
+      });
     });
 }
 
@@ -108,10 +105,8 @@ async function check(dir: string): Promise<number> {
     files.push({ file, manifest });
   }
   if (!files.length) throw new CliError(`no ${Object.values(OUTPUT_FILE).join(" or ")} in ${dir}`);
-  const db = await openDatabase();
   let failed = false;
-  try {
-    const registry = registryFor(db, cliLogger());
+  await withServices("codegen", async ({ services: { registry } }) => {
     for (const { file, manifest } of files) {
       const snap = await registry.loadSnapshot(manifest.project);
       const problems = incompatibilities(manifest, snap);
@@ -125,8 +120,6 @@ async function check(dir: string): Promise<number> {
         console.log(`${file}: compatible with project ${manifest.project} (${from}${note})`);
       }
     }
-  } finally {
-    await db.close();
-  }
+  });
   return failed ? 1 : 0;
 }

@@ -1,8 +1,6 @@
-import { ConfigError, EnvSchema, loadConfig } from "../config.ts";
-import { connectPostgres, type Database, openPglite } from "../db/client.ts";
+import { type Config, loadConfig } from "../config.ts";
 import { createLogger, type Logger } from "../logger.ts";
-import { createIndexAdvisor, createIntrospector } from "../offline/introspect.ts";
-import { RegistryService } from "../registry/service.ts";
+import { type OpenOptions, openServices, type Services } from "../services.ts";
 
 export class CliError extends Error {
   override name = "CliError";
@@ -15,34 +13,33 @@ export class CliError extends Error {
   }
 }
 
-/** The database the CLI works on: DATABASE_URL, or the embedded one in LARDER_DATA_DIR. */
-export async function openDatabase(): Promise<Database> {
-  const env = EnvSchema.pick({ DATABASE_URL: true, LARDER_DATA_DIR: true, LARDER_MIGRATE: true }).safeParse(
-    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v)),
-  );
-  if (!env.success)
-    throw new ConfigError(
-      `invalid configuration: ${env.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  const db = env.data.DATABASE_URL
-    ? connectPostgres(env.data.DATABASE_URL)
-    : await openPglite(env.data.LARDER_DATA_DIR);
-  if (env.data.LARDER_MIGRATE) await db.migrate();
-  return db;
+/** What a CLI command that touches a store works with: the configuration as `serve` reads it, and its services. */
+export interface CliContext {
+  config: Config;
+  logger: Logger;
+  services: Services;
 }
 
-export function cliLogger(): Logger {
+export function cliLogger(config: Config): Logger {
   // The CLI talks to people on stdout; its logs go to stderr, and only warnings unless asked.
-  return createLogger(process.env.LARDER_LOG_LEVEL ?? "warn", process.stderr as never);
+  return createLogger(process.env.LARDER_LOG_LEVEL ? config.LARDER_LOG_LEVEL : "warn", process.stderr as never);
 }
 
-export function registryFor(database: Database, logger: Logger): RegistryService {
-  return new RegistryService({
-    db: database.db,
-    logger,
-    introspect: createIntrospector(database.db),
-    advise: createIndexAdvisor(database.db),
-  });
+/**
+ * Runs `fn` with the services `serve` would open (src/services.ts) under the same configuration (src/config.ts): the
+ * same stores, the same refusal of half a configuration. `command` names the holder of an embedded data directory.
+ */
+export async function withServices<T>(
+  command: string,
+  fn: (ctx: CliContext) => Promise<T>,
+  opts: Omit<OpenOptions, "command"> = {},
+): Promise<T> {
+  const config = loadConfig();
+  const logger = cliLogger(config);
+  const services = await openServices(config, logger, { ...opts, command });
+  try {
+    return await fn({ config, logger, services });
+  } finally {
+    await services.close();
+  }
 }
-
-export { loadConfig };

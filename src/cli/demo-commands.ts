@@ -4,8 +4,7 @@ import { type Command, Option } from "commander";
 import { DEFAULT_PEPPER } from "../auth/keys.ts";
 import { loadConfig } from "../config.ts";
 import { baseUrlFor, demoInstructions, EXAMPLE_DIR, EXAMPLE_FILES, runDemo } from "../embedded/demo.ts";
-import { openServices } from "../server.ts";
-import { CliError, cliLogger } from "./context.ts";
+import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
 
 async function exists(file: string): Promise<boolean> {
@@ -57,9 +56,7 @@ export function registerDemoCommands(program: Command): void {
       const repoDir = opts.repo ?? EXAMPLE_DIR;
       for (const f of EXAMPLE_FILES)
         if (!(await exists(path.join(repoDir, f)))) throw new CliError(`${path.join(repoDir, f)} not found`);
-      const logger = cliLogger();
-      const services = await openServices(config, logger, { command: "demo" });
-      try {
+      await withServices("demo", async ({ logger, services }) => {
         const result = await runDemo(
           {
             ...services,
@@ -74,8 +71,6 @@ export function registerDemoCommands(program: Command): void {
           config.mode.kind === "embedded" ? `embedded store in ${config.mode.dataDir}` : "DATABASE_URL and REDIS_URL";
         console.log(`done (${where}). Start the server with \`npm start\` (or \`npx larder serve\`), then:`);
         console.log(demoInstructions(baseUrlFor(config.HOST, config.PORT), result, config.LARDER_PROJECT));
-      } finally {
-        await services.close();
-      }
+      });
     });
 }

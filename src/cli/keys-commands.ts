@@ -1,27 +1,12 @@
 import { type Command, Option } from "commander";
 import { type ApiKeyInfo, ApiKeyStore, DEFAULT_PEPPER, SCOPES } from "../auth/keys.ts";
-import { ConfigError, EnvSchema } from "../config.ts";
-import { openDatabase } from "./context.ts";
+import { withServices } from "./context.ts";
 import { paint } from "./format.ts";
 
-function pepper(): string {
-  const env = EnvSchema.pick({ LARDER_API_KEY_PEPPER: true }).safeParse(
-    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v)),
+async function withStore<T>(command: string, fn: (store: ApiKeyStore) => Promise<T>): Promise<T> {
+  return withServices(command, ({ config, services }) =>
+    fn(new ApiKeyStore({ db: services.database.db, pepper: config.LARDER_API_KEY_PEPPER ?? DEFAULT_PEPPER })),
   );
-  if (!env.success)
-    throw new ConfigError(
-      `invalid configuration: ${env.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  return env.data.LARDER_API_KEY_PEPPER ?? DEFAULT_PEPPER;
-}
-
-async function withStore<T>(fn: (store: ApiKeyStore) => Promise<T>): Promise<T> {
-  const db = await openDatabase();
-  try {
-    return await fn(new ApiKeyStore({ db: db.db, pepper: pepper() }));
-  } finally {
-    await db.close();
-  }
 }
 
 function table(keys: ApiKeyInfo[]): string {
@@ -72,7 +57,9 @@ export function registerKeysCommands(program: Command): void {
     .option("--name <name>", "a label to recognise the key by in `keys list`")
     .option("--json", "print {key, id, scope, project, name} as JSON")
     .action(async (opts: { scope: string; project?: string; name?: string; json?: boolean }) => {
-      const created = await withStore((s) => s.create({ scope: opts.scope, project: opts.project, name: opts.name }));
+      const created = await withStore("keys create", (s) =>
+        s.create({ scope: opts.scope, project: opts.project, name: opts.name }),
+      );
       if (opts.json) {
         console.log(JSON.stringify({ key: created.key, ...created.info }));
         return;
@@ -94,7 +81,7 @@ export function registerKeysCommands(program: Command): void {
     .option("--all", "include revoked keys")
     .option("--json", "print the keys as a JSON array")
     .action(async (opts: { all?: boolean; json?: boolean }) => {
-      const list = await withStore((s) => s.list({ includeRevoked: opts.all }));
+      const list = await withStore("keys list", (s) => s.list({ includeRevoked: opts.all }));
       if (opts.json) console.log(JSON.stringify(list));
       else if (list.length === 0)
         console.log(opts.all ? "no API keys" : "no active API keys (--all shows revoked ones)");
@@ -106,7 +93,7 @@ export function registerKeysCommands(program: Command): void {
     .description("revoke an API key: servers refuse it within LARDER_AUTH_POLL_MS (default 2 s)")
     .argument("<id>", "the key's id (as `keys list` shows it), or the whole key")
     .action(async (id: string) => {
-      const k = await withStore((s) => s.revoke(id));
+      const k = await withStore("keys revoke", (s) => s.revoke(id));
       console.log(`API key ${k.id} revoked at ${k.revoked_at}`);
     });
 }

@@ -6,7 +6,7 @@ import { DomainError } from "../errors.ts";
 import { createLogger, flushed } from "../logger.ts";
 import { startServer } from "../server.ts";
 import { registerCodegenCommands } from "./codegen-commands.ts";
-import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
+import { CliError, withServices } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
 import { registerDemoCommands } from "./demo-commands.ts";
 import { formatPlan, paint } from "./format.ts";
@@ -55,6 +55,7 @@ export function buildCli(): Command {
           process.exit(0);
         } catch (e) {
           logger.error({ err: (e as Error).message }, "error while stopping");
+          await flushed(logger);
           process.exit(1);
         }
       };
@@ -68,9 +69,7 @@ export function buildCli(): Command {
     .command("migrate")
     .description("create or update Larder's tables (schema larder) in DATABASE_URL")
     .action(async () => {
-      process.env.LARDER_MIGRATE = "true";
-      const db = await openDatabase();
-      await db.close();
+      await withServices("migrate", async () => {}, { migrate: true });
       console.log("database migrated");
     });
 
@@ -87,15 +86,11 @@ export function buildCli(): Command {
       .option("--all", "also list unchanged objects")
       .action(async (opts: { file: string; project: string; all?: boolean }) => {
         const defs = await readDefinitionsFile(opts.file);
-        const db = await openDatabase();
-        try {
-          const registry = registryFor(db, cliLogger());
+        await withServices(action, async ({ services: { registry } }) => {
           const plan =
             action === "plan" ? await registry.plan(opts.project, defs) : await registry.apply(opts.project, defs);
           console.log(formatPlan(plan, { showUnchanged: opts.all }));
-        } finally {
-          await db.close();
-        }
+        });
       });
   }
   registerKeysCommands(program);

@@ -1,7 +1,6 @@
 import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { loadConfig } from "../config.ts";
 import { type EntitySource, exportHistorical } from "../offline/export.ts";
 import { selectFeatures } from "../offline/features.ts";
 import type { StreamFormat } from "../offline/formats.ts";
@@ -9,8 +8,8 @@ import type { MaterializationJob } from "../offline/job.ts";
 import { JobStore } from "../offline/job-store.ts";
 import { type MaterializeRequest, type Progress, selectViews } from "../offline/materialize.ts";
 import { MAX_PARTITIONS } from "../registry/definitions.ts";
-import { materializerFor, openServices } from "../server.ts";
-import { CliError, cliLogger, openDatabase, registryFor } from "./context.ts";
+import { materializerFor } from "../services.ts";
+import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
 
 export const projectOption = () =>
@@ -42,13 +41,8 @@ const checkJobId = (id: string) => {
   return id;
 };
 
-async function withJobs(fn: (store: JobStore) => Promise<void>): Promise<void> {
-  const db = await openDatabase();
-  try {
-    await fn(new JobStore(db.db));
-  } finally {
-    await db.close();
-  }
+function withJobs(command: string, fn: (store: JobStore) => Promise<void>): Promise<void> {
+  return withServices(command, ({ services }) => fn(new JobStore(services.database.db)));
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -96,11 +90,9 @@ function partitionsLine(jobs: MaterializationJob[], elapsedMs: number): string {
     .join(" | ");
 }
 
-async function runMaterialize(project: string, req: MaterializeRequest, requested: number | undefined): Promise<void> {
-  const config = loadConfig();
-  const logger = cliLogger();
-  const services = await openServices(config, logger);
-  try {
+function runMaterialize(project: string, req: MaterializeRequest, requested: number | undefined): Promise<void> {
+  return withServices(req.kind === "window" ? "materialize" : "materialize-incremental", async (ctx) => {
+    const { config, logger, services } = ctx;
     const snap = await services.registry.loadSnapshot(project);
     const m = materializerFor(config, services, logger, { owner: `cli:${process.pid}` });
     const line = progressLine();
@@ -151,9 +143,7 @@ async function runMaterialize(project: string, req: MaterializeRequest, requeste
     const failed = ended.filter((j) => j.status !== "succeeded").length;
     if (failed)
       throw new CliError(`${failed} of ${ended.length} materialisation jobs did not succeed; re-run to complete them`);
-  } finally {
-    await services.close();
-  }
+  });
 }
 
 /** The format a --out file's extension asks for. */
@@ -197,7 +187,7 @@ export function registerOfflineCommands(program: Command): void {
     .argument("<id>", "the job's id")
     .addOption(projectOption())
     .action(async (id: string, opts: { project: string }) => {
-      await withJobs(async (store) => {
+      await withJobs("jobs show", async (store) => {
         const job = await store.get(checkJobId(id), opts.project);
         if (!job) throw new CliError(`no materialisation job ${id} in project ${opts.project}`);
         console.log(JSON.stringify(job, null, 2));
@@ -209,7 +199,7 @@ export function registerOfflineCommands(program: Command): void {
     .argument("<id>", "the job's id")
     .addOption(projectOption())
     .action(async (id: string, opts: { project: string }) => {
-      await withJobs(async (store) => {
+      await withJobs("jobs cancel", async (store) => {
         const job = await store.cancel(checkJobId(id), opts.project);
         if (!job) throw new CliError(`no materialisation job ${id} in project ${opts.project}`);
         if (job.status !== "cancelled") throw new CliError(`materialisation job ${id} already ${job.status}`);
@@ -255,9 +245,9 @@ export function registerOfflineCommands(program: Command): void {
         if ((opts.into === undefined) === (opts.out === undefined))
           throw new CliError("give exactly one of --into and --out");
         const format = opts.out === undefined ? undefined : outFormat(opts.out);
-        const db = await openDatabase();
-        try {
-          const snap = await registryFor(db, cliLogger()).loadSnapshot(opts.project);
+        await withServices("historical", async ({ services }) => {
+          const db = services.database;
+          const snap = await services.registry.loadSnapshot(opts.project);
           const selection = selectFeatures(snap, {
             features: list(opts.features),
             feature_service: opts.featureService,
@@ -311,9 +301,7 @@ export function registerOfflineCommands(program: Command): void {
           process.stderr.write(
             `${fmt(result.rows)} rows written to ${where} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`,
           );
-        } finally {
-          await db.close();
-        }
+        });
       },
     );
 }

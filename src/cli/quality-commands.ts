@@ -1,8 +1,6 @@
 import type { Command } from "commander";
-import { loadConfig } from "../config.ts";
 import { verify } from "../quality/verify.ts";
-import { openServices } from "../server.ts";
-import { CliError, cliLogger } from "./context.ts";
+import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
 import { list, projectOption } from "./offline-commands.ts";
 
@@ -32,16 +30,13 @@ export function registerQualityCommands(program: Command): void {
     .addOption(projectOption())
     .action(
       async (opts: { views?: string; sample: number; maxMismatchRate: number; json?: boolean; project: string }) => {
-        const config = loadConfig();
-        const services = await openServices(config, cliLogger());
-        let failed: string[];
-        try {
+        const failed: string[] = [];
+        await withServices("verify", async ({ services }) => {
           const snap = await services.registry.loadSnapshot(opts.project);
           const result = await verify({ db: services.database.db, online: services.online }, snap, {
             feature_views: list(opts.views),
             sample: opts.sample,
           });
-          failed = [];
           if (opts.json) console.log(JSON.stringify(result, null, 2));
           for (const r of result.results) {
             const bad = r.mismatching + r.missing_online;
@@ -59,9 +54,7 @@ export function registerQualityCommands(program: Command): void {
               );
           }
           if (!opts.json) console.log(`as of ${result.as_of}`);
-        } finally {
-          await services.close();
-        }
+        });
         if (failed.length > 0)
           throw new CliError(
             `${failed.join(", ")}: more than ${opts.maxMismatchRate * 100}% of the sampled entities mismatch or are missing online`,

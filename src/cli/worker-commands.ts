@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.ts";
 import { createLogger, flushed } from "../logger.ts";
-import { materializerFor, openServices, startBackground } from "../server.ts";
+import { materializerFor, openServices, startBackground } from "../services.ts";
 import { CliError } from "./context.ts";
 
 export function registerWorkerCommands(program: Command): void {
@@ -43,7 +43,7 @@ export function registerWorkerCommands(program: Command): void {
           process.exit(0);
         } catch (e) {
           logger.error({ err: (e as Error).message }, "error while stopping");
-          logger.flush();
+          await flushed(logger);
           process.exit(1);
         }
       };

@@ -1,4 +1,3 @@
-import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PGlite } from "@electric-sql/pglite";
@@ -6,7 +5,6 @@ import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import pg from "pg";
-import { type DataDirLock, lockDataDir } from "../embedded/lock.ts";
 import { isConnectionError } from "./errors.ts";
 import * as schema from "./schema.ts";
 
@@ -20,13 +18,12 @@ export interface Database {
   close(): Promise<void>;
   /** Only for the node-postgres driver: raw clients for cursors and COPY-like streaming. */
   pool?: pg.Pool;
-  /** Only for PGlite: the embedded client (multi-statement `exec`), and the data directory's lock it holds. */
+  /** Only for PGlite (src/embedded/pglite.ts): the embedded client (multi-statement `exec`). */
   pglite?: PGlite;
-  lock?: DataDirLock;
 }
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
-const MIGRATION_CONFIG = {
+export const MIGRATION_CONFIG = {
   migrationsFolder: MIGRATIONS_FOLDER,
   migrationsSchema: "larder",
   migrationsTable: "__migrations",
@@ -127,54 +124,5 @@ export function connectPostgres(url: string, opts: PgOptions = {}): Database {
     pool,
     migrate: () => migratePg(db as never, MIGRATION_CONFIG),
     close: () => pool.end(),
-  };
-}
-
-/**
- * The embedded Postgres in `dataDir` (database files in `dataDir/pgdata`). Takes the directory's lock first, so a second
- * process gets a clear DataDirBusyError instead of corrupting the files; `command` names the holder in that message.
- */
-export async function openPglite(dataDir: string, opts: { command?: string } = {}): Promise<Database> {
-  mkdirSync(dataDir, { recursive: true });
-  const lock = lockDataDir(dataDir, opts.command ?? "cli");
-  try {
-    return await openPgliteAt(path.join(dataDir, "pgdata"), lock);
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-}
-
-/** One PGlite database in `dir`, created on first use; closing it releases `lock` when one is given. */
-export async function openPgliteAt(dir: string, lock?: DataDirLock): Promise<Database> {
-  const [{ PGlite, types }, { drizzle }, { migrate }] = await Promise.all([
-    import("@electric-sql/pglite"),
-    import("drizzle-orm/pglite"),
-    import("drizzle-orm/pglite/migrator"),
-  ]);
-  const client = new PGlite(dir, {
-    // Values come back as node-postgres gives them (see the int8 parser above), so code above the driver is the same.
-    parsers: {
-      [types.INT8]: (v: string) => {
-        const n = Number(v);
-        return Number.isSafeInteger(n) ? n : v;
-      },
-      [types.BYTEA]: (v: string) => Buffer.from(v.slice(2), "hex"), // text form is \x…; pg gives a Buffer
-    },
-  });
-  await client.waitReady;
-  const db = drizzle(client, { schema }) as unknown as Db;
-  return {
-    db,
-    pglite: client,
-    ...(lock ? { lock } : {}),
-    migrate: () => migrate(db as never, MIGRATION_CONFIG),
-    close: async () => {
-      try {
-        await client.close();
-      } finally {
-        lock?.release();
-      }
-    },
   };
 }
