@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorBody } from "../src/http/errors.ts";
+import { MaterializationJob } from "../src/offline/job.ts";
 import { rowsOf } from "../src/offline/sql.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
 
@@ -136,5 +137,112 @@ describe("expectations in definitions", () => {
     // the project still holds the first definitions
     const view = await t.call("GET", "/v1/projects/q/feature-views/checked");
     expect(view.body.spec.schema[0].expect).toEqual({ not_null: true, min: 0, max: 1 });
+  });
+});
+
+describe("expectations in materialisation", () => {
+  const HOUR = 3600_000;
+  const now = Date.now();
+  // each entity's latest row (an hour ago) breaks an expectation or not; its older row (two hours ago) always keeps them,
+  // except entity 3's, which breaks one but is not the latest (so it is never read)
+  const IDS = Array.from({ length: 40 }, (_, i) => i + 1);
+  const broken = (id: number): string | undefined =>
+    id % 5 === 0
+      ? "max"
+      : id % 7 === 0
+        ? "one_of"
+        : id % 11 === 0
+          ? "not_null"
+          : id === 13
+            ? "max_length"
+            : id === 17
+              ? "min"
+              : undefined;
+  const latest = (id: number) => ({
+    rate: broken(id) === "max" ? 1.5 : broken(id) === "not_null" ? null : (id % 10) / 10,
+    trips: broken(id) === "min" ? -1 : id,
+    tier: broken(id) === "one_of" ? "bronze" : id % 2 ? "gold" : "silver",
+    tags: broken(id) === "max_length" ? ["a", "b", "c"] : [`t${id}`],
+  });
+  const rejected = IDS.filter((id) => broken(id) !== undefined);
+
+  beforeAll(async () => {
+    await t.deps.db.execute(
+      sql`CREATE TABLE public.q_mat (driver_id bigint, event_timestamp timestamptz, rate real, trips bigint, tier text, tags text[])`,
+    );
+    const rows = IDS.flatMap((id) => [
+      { id, at: now - 2 * HOUR, rate: id === 3 ? 7 : 0.5, trips: 0, tier: "gold", tags: [] as string[] },
+      { id, at: now - HOUR, ...latest(id) },
+    ]);
+    for (const r of rows)
+      await t.deps.db.execute(
+        sql`INSERT INTO public.q_mat VALUES (${r.id}, ${new Date(r.at).toISOString()}, ${r.rate}, ${r.trips}, ${r.tier}, ${`{${r.tags.join(",")}}`})`,
+      );
+    const d = defs(SCHEMA);
+    const res = await t.call("POST", "/v1/projects/qm/apply", {
+      ...d,
+      data_sources: [{ ...d.data_sources[0], table: "public.q_mat" }],
+      feature_views: [{ ...d.feature_views[0], name: "mat", source: "stats" }],
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+  });
+
+  it("skips exactly the rows that break one, counts them in the job (per partition and in all) and in a metric", async () => {
+    expect(rejected.length).toBe(17);
+    const res = await t.call("POST", "/v1/projects/qm/materialize", {
+      start_ts: new Date(now - 3 * HOUR).toISOString(),
+      end_ts: new Date(now).toISOString(),
+      partitions: 3,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const job = MaterializationJob.parse(
+      (await t.call("GET", `/v1/projects/qm/materialization-jobs/${res.body.jobs[0].id}`)).body,
+    );
+    expect(job).toMatchObject({ status: "succeeded", rows_read: 40, rows_written: 23, rows_rejected: 17 });
+    // each partition counted its own slice's (by Postgres' hash, as the partitions are cut)
+    const slice = rowsOf<{ id: unknown; p: unknown }>(
+      await t.deps.db.execute(
+        sql`SELECT DISTINCT driver_id AS id, (hashtext(driver_id::text) & 2147483647) % 3 AS p FROM public.q_mat`,
+      ),
+    );
+    const perPartition = [0, 1, 2].map(
+      (p) => slice.filter((r) => Number(r.p) === p && rejected.includes(Number(r.id))).length,
+    );
+    expect(job.partitions.map((p) => p.rows_rejected)).toEqual(perPartition);
+    expect(perPartition.filter((n) => n > 0).length).toBeGreaterThan(1);
+    // a few examples, each naming the entity, the feature, the value and the expectation it breaks
+    expect(job.rejected_examples.length).toBe(5);
+    for (const e of job.rejected_examples) {
+      const id = e.entity.driver_id as number;
+      expect(rejected).toContain(id);
+      const want = broken(id)!;
+      expect(e.expectation).toBe(want);
+      const feature = { max: "rate", not_null: "rate", min: "trips", one_of: "tier", max_length: "tags" }[want];
+      expect(e.feature).toBe(feature);
+      expect(e.value).toEqual(latest(id)[feature as keyof ReturnType<typeof latest>]);
+      expect(e.message.length).toBeGreaterThan(0);
+    }
+    // nothing that breaks an expectation reached the online store; every other latest row did
+    const online = await t.call("POST", "/v1/projects/qm/online-features", {
+      features: ["mat:rate", "mat:trips", "mat:tier", "mat:tags"],
+      entities: { driver_id: IDS },
+    });
+    expect(online.status).toBe(200);
+    IDS.forEach((id, r) => {
+      const statuses = online.body.results.slice(1).map((c: { statuses: string[] }) => c.statuses[r]);
+      if (rejected.includes(id)) expect(statuses, `entity ${id}`).toEqual(Array(4).fill("NOT_FOUND"));
+      else {
+        const want = latest(id);
+        const values = online.body.results.slice(1).map((c: { values: unknown[] }) => c.values[r]);
+        expect(values, `entity ${id}`).toEqual([
+          Math.fround(want.rate!) === want.rate ? want.rate : expect.closeTo(want.rate!, 6),
+          want.trips,
+          want.tier,
+          want.tags,
+        ]);
+      }
+    });
+    const metrics = await (await t.app.request("/metrics")).text();
+    expect(metrics).toContain('larder_materialization_rows_rejected_total{project="qm",feature_view="mat"} 17');
   });
 });

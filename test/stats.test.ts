@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorBody } from "../src/http/errors.ts";
 import { ViewStats } from "../src/http/quality-schemas.ts";
+import { MaterializationJob } from "../src/offline/job.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
 
 let t: TestContext;
@@ -102,7 +103,7 @@ async function stats(query = ""): Promise<ViewStats> {
   return ViewStats.parse(await res.json());
 }
 
-function check(got: ViewStats, rows: Row[]) {
+function check(got: Pick<ViewStats, "rows" | "features">, rows: Row[]) {
   expect(got.rows).toBe(rows.length);
   for (const name of ["x", "n", "s", "b"] as const) {
     const f = got.features.find((x) => x.name === name)!;
@@ -160,5 +161,31 @@ describe("GET …/feature-views/{name}/stats", () => {
       ErrorBody.parse(await res.json());
     }
     expect((await t.app.request("/v1/projects/st/feature-views/nope/stats")).status).toBe(404);
+  });
+});
+
+describe("a materialisation job's statistics", () => {
+  it("are those of the rows it read (each entity's latest in the window), across its partitions, as recorded", async () => {
+    const start = new Date(BASE + 100 * 3600_000);
+    const end = new Date(BASE + 250 * 3600_000);
+    const res = await t.call("POST", "/v1/projects/st/materialize", {
+      start_ts: start.toISOString(),
+      end_ts: end.toISOString(),
+      feature_views: ["v"],
+      partitions: 2,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const id = res.body.jobs[0].id;
+    const read = await t.app.request(`/v1/projects/st/materialization-jobs/${id}`);
+    const job = MaterializationJob.parse(await read.json());
+    expect(job.status).toBe("succeeded");
+    // computed here: each entity's latest row in [start, end)
+    const latest = new Map<number, Row>();
+    for (const r of ROWS)
+      if (r.ts >= start && r.ts < end && !(r.ts < (latest.get(r.id)?.ts ?? r.ts))) latest.set(r.id, r);
+    expect(job.rows_read).toBe(latest.size);
+    expect(job.stats).not.toBeNull();
+    check(job.stats!, [...latest.values()]);
+    expect(job.stats!.features.map((f) => f.name)).toEqual(["x", "n", "s", "b", "j"]);
   });
 });

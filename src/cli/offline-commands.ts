@@ -72,9 +72,20 @@ function jobLine(info: MaterializationJob): string {
   if (info.status === "succeeded")
     return (
       paint("green", `✓ ${info.feature_view}`) +
-      ` [${info.start_ts}, ${info.end_ts}): ${fmt(info.rows_read)} entities read, ${fmt(info.rows_written)} written${parts} in ${secs}s (job ${info.id})`
+      ` [${info.start_ts}, ${info.end_ts}): ${fmt(info.rows_read)} entities read, ${fmt(info.rows_written)} written${parts} in ${secs}s (job ${info.id})` +
+      rejectedLines(info)
     );
   return paint("red", `✗ ${info.feature_view}: ${info.status} after ${secs}s: ${info.error} (job ${info.id})`);
+}
+
+/** The rows a job skipped for breaking expectations: how many, and its examples, one per line. */
+function rejectedLines(info: MaterializationJob): string {
+  if (info.rows_rejected === 0) return "";
+  const examples = info.rejected_examples.map(
+    (e) => `\n    ${JSON.stringify(e.entity)} ${e.feature} ${e.message} (expect.${e.expectation})`,
+  );
+  const more = info.rows_rejected > examples.length ? `\n    … (${info.rows_rejected - examples.length} more)` : "";
+  return `\n  ${paint("yellow", `${fmt(info.rows_rejected)} rows rejected`)} (a value breaks its feature's expect:; skipped, not written):${examples.join("")}${more}`;
 }
 
 /** A job's progress in one line: its partitions by status, rows so far. */

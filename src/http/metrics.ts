@@ -43,6 +43,7 @@ export class Metrics {
   private readonly entities: Counter<"project">;
   private readonly features: Counter<"project">;
   private readonly rows: Counter<"project" | "feature_view" | "kind">;
+  private readonly rejected: Counter<"project" | "feature_view">;
   private readonly jobs: Histogram<"project" | "feature_view" | "status">;
   /** Values served since the last scrape, by view and status (LOOKUP_STATUSES order), added to the counter at scrape. */
   private readonly statusCells = new Map<string, { project: string; view: string; cells: Float64Array }>();
@@ -85,6 +86,12 @@ export class Metrics {
       name: "larder_materialization_rows_total",
       help: "Rows read from the offline store and written to the online store by materialisation",
       labelNames: ["project", "feature_view", "kind"],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: "larder_materialization_rows_rejected_total",
+      help: "Rows materialisation read but skipped because a value broke its feature's expectations (expect:)",
+      labelNames: ["project", "feature_view"],
       registers,
     });
     this.jobs = new Histogram({
@@ -305,11 +312,14 @@ export class Metrics {
     status: string;
     rowsRead: number;
     rowsWritten: number;
+    rowsRejected?: number;
     durationMs: number;
   }): void {
     const base = { project: job.project, feature_view: job.featureView };
     this.rows.inc({ ...base, kind: "read" }, job.rowsRead);
     this.rows.inc({ ...base, kind: "written" }, job.rowsWritten);
+    // inc by 0 too: a view that materialised has the series, so an alert on its rate reads 0, not absent
+    this.rejected.inc(base, job.rowsRejected ?? 0);
     this.jobs.observe({ ...base, status: job.status }, job.durationMs / 1000);
   }
 
@@ -321,6 +331,7 @@ export class Metrics {
       status: job.status,
       rowsRead: job.rows_read,
       rowsWritten: job.rows_written,
+      rowsRejected: job.rows_rejected,
       durationMs: job.duration_ms ?? 0,
     });
   }

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { FeatureStats as StatsOfFeature } from "../quality/stats.ts";
 
 /** Bodies of the data-quality endpoints (freshness, verify, stats). */
 
@@ -75,27 +76,8 @@ export const StatsQuery = z.object({
     .openapi({ description: "window end (event time, excluded; RFC 3339)", example: "2024-01-02T00:00:00Z" }),
 });
 
-export const FeatureStats = z
-  .object({
-    name: z.string(),
-    dtype: z.string(),
-    count: z.number().int().openapi({ description: "rows considered" }),
-    null_count: z.number().int().openapi({ description: "nulls among them" }),
-    min: z.number().nullable().openapi({ description: "numeric dtypes only" }),
-    max: z.number().nullable(),
-    mean: z.number().nullable(),
-    stddev: z.number().nullable().openapi({ description: "sample standard deviation" }),
-    distinct: z.number().int().openapi({ description: "distinct non-null values (counted exactly)" }),
-    histogram: z
-      .array(z.object({ lower: z.number(), upper: z.number(), count: z.number().int() }))
-      .nullable()
-      .openapi({ description: "numeric dtypes: 10 equal-width buckets from min to max" }),
-    top_values: z
-      .array(z.object({ value: z.union([z.string(), z.boolean()]), count: z.number().int() }))
-      .nullable()
-      .openapi({ description: "strings and booleans: the 10 most frequent values" }),
-  })
-  .openapi("FeatureStats");
+// One feature's figures are defined once, in src/quality/stats.ts (the job record carries them too); named here.
+export const FeatureStats = z.object(StatsOfFeature.shape).openapi("FeatureStats");
 
 export const ViewStats = z
   .object({

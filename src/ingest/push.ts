@@ -169,7 +169,7 @@ function checkExpectations(views: CompiledView[], features: Map<string, unknown[
       if (!check) continue;
       const values = features.get(`${f.name}\0${f.dtype}`)!;
       for (let r = 0; r < n; r++) {
-        const problem = check(values[r]);
+        const problem = check(values[r])?.message;
         if (problem === undefined) continue;
         const path = `df.${f.name}[${r}]`;
         if (seen.has(`${path} ${problem}`)) continue; // two views with the same expectation on one column

@@ -7,8 +7,17 @@ import { and, desc, eq, inArray, lt, max, or, type SQL, sql } from "drizzle-orm"
 import type { Db } from "../db/client.ts";
 import { pgCode } from "../db/errors.ts";
 import { conflict } from "../errors.ts";
+import type { RowStats } from "../quality/stats.ts";
 import { formatTimestampMicros } from "../values.ts";
-import { isFinal, type JobKind, type JobPartition, type JobStatus, type MaterializationJob } from "./job.ts";
+import {
+  isFinal,
+  type JobKind,
+  type JobPartition,
+  type JobStatus,
+  MAX_REJECTED_EXAMPLES,
+  type MaterializationJob,
+  type RejectedRow,
+} from "./job.ts";
 import {
   materializationJobs as jobs,
   materializationTicks,
@@ -36,6 +45,8 @@ const JOB_FIELDS = {
   status: jobs.status,
   rows_read: jobs.rowsRead,
   rows_written: jobs.rowsWritten,
+  rows_rejected: jobs.rowsRejected,
+  stats: jobs.stats,
   duration_ms: jobs.durationMs,
   error: jobs.error,
   created_us: micros(jobs.createdAt),
@@ -47,6 +58,8 @@ const PARTITION_FIELDS = {
   status: parts.status,
   rows_read: parts.rowsRead,
   rows_written: parts.rowsWritten,
+  rows_rejected: parts.rowsRejected,
+  rejected_examples: parts.rejectedExamples,
   worker: parts.worker,
   attempts: parts.attempts,
   error: parts.error,
@@ -60,17 +73,23 @@ function toPartition(r: PartitionRow): JobPartition {
     status: r.status as JobStatus,
     rows_read: Number(r.rows_read),
     rows_written: Number(r.rows_written),
+    rows_rejected: Number(r.rows_rejected),
     worker: (r.worker as string | null) ?? null,
     attempts: Number(r.attempts),
     error: (r.error as string | null) ?? null,
   };
 }
 
-function toJob(r: JobRow, partitions: JobPartition[]): MaterializationJob {
+/** A job's examples of rejected rows: its partitions' first ones, in partition order (kept there, not twice). */
+const examplesOf = (partitionRows: PartitionRow[]): RejectedRow[] =>
+  partitionRows.flatMap((p) => (p.rejected_examples as RejectedRow[] | null) ?? []).slice(0, MAX_REJECTED_EXAMPLES);
+
+function toJob(r: JobRow, partitionRows: PartitionRow[]): MaterializationJob {
+  const partitions = partitionRows.map(toPartition);
   const status = r.status as JobStatus;
   // while it runs, the job's rows are what its partitions have done so far
   const live = !isFinal(status);
-  const sum = (k: "rows_read" | "rows_written") => partitions.reduce((n, p) => n + p[k], 0);
+  const sum = (k: "rows_read" | "rows_written" | "rows_rejected") => partitions.reduce((n, p) => n + p[k], 0);
   return {
     id: r.id as string,
     feature_view: r.feature_view as string,
@@ -80,6 +99,9 @@ function toJob(r: JobRow, partitions: JobPartition[]): MaterializationJob {
     status,
     rows_read: live ? sum("rows_read") : Number(r.rows_read),
     rows_written: live ? sum("rows_written") : Number(r.rows_written),
+    rows_rejected: live ? sum("rows_rejected") : Number(r.rows_rejected),
+    rejected_examples: examplesOf(partitionRows),
+    stats: (r.stats as RowStats | null) ?? null,
     duration_ms: r.duration_ms === null ? null : Number(r.duration_ms),
     error: (r.error as string | null) ?? null,
     created_at: ts(r.created_us),
@@ -111,11 +133,22 @@ export interface Claim {
   attempts: number;
 }
 
-export interface PartitionEnd {
-  status: "succeeded" | "failed" | "queued";
+/** A partition's progress: rows read, written and rejected (with a few examples of the rejected). */
+export interface PartitionProgress {
   rowsRead: number;
   rowsWritten: number;
+  rowsRejected: number;
+  rejectedExamples: RejectedRow[];
+}
+
+export interface PartitionEnd extends PartitionProgress {
+  status: "succeeded" | "failed" | "queued";
   error?: string | undefined;
+  /**
+   * Statistics of the whole job's rows, asked of the partition that ends a job successfully, inside the transaction
+   * that ends it (so the job is never seen succeeded without them); null when they could not be computed.
+   */
+  stats?: ((tx: Tx) => Promise<RowStats | null>) | undefined;
 }
 
 /** What ending a partition did: nothing (it was no longer this worker's), or also ended its job. */
@@ -201,7 +234,7 @@ export class JobStore {
             .insert(parts)
             .values(Array.from({ length: spec.partitions }, (_, index) => ({ jobId: id, index, status: "queued" })))
             .returning(PARTITION_FIELDS);
-          created.push({ job: toJob(row!, partitionRows.map(toPartition)), startUs, endUs: spec.endUs });
+          created.push({ job: toJob(row!, partitionRows), startUs, endUs: spec.endUs });
         }
         return created;
       });
@@ -254,10 +287,10 @@ export class JobStore {
         ),
       )
       .orderBy(parts.jobId, parts.index);
-    const byJob = new Map<string, JobPartition[]>();
+    const byJob = new Map<string, PartitionRow[]>();
     for (const p of partitionRows) {
       const list = byJob.get(p.job_id as string) ?? [];
-      list.push(toPartition(p));
+      list.push(p);
       byJob.set(p.job_id as string, list);
     }
     return rows.map((r) => toJob(r, byJob.get(r.id as string) ?? []));
@@ -282,6 +315,8 @@ export class JobStore {
           error: null,
           rowsRead: 0,
           rowsWritten: 0,
+          rowsRejected: 0,
+          rejectedExamples: [],
         })
         .where(
           and(
@@ -305,10 +340,11 @@ export class JobStore {
   }
 
   /** A running partition's heartbeat and progress. False when it is no longer this worker's (cancelled, or re-queued). */
-  async beat(jobId: string, index: number, worker: string, rowsRead: number, rowsWritten: number): Promise<boolean> {
+  async beat(jobId: string, index: number, worker: string, progress: PartitionProgress): Promise<boolean> {
+    const { rowsRead, rowsWritten, rowsRejected, rejectedExamples } = progress;
     const rows = await this.db
       .update(parts)
-      .set({ heartbeatAt: sql`now()`, rowsRead, rowsWritten })
+      .set({ heartbeatAt: sql`now()`, rowsRead, rowsWritten, rowsRejected, rejectedExamples })
       .where(and(eq(parts.jobId, jobId), eq(parts.index, index), eq(parts.worker, worker), eq(parts.status, "running")))
       .returning({ index: parts.index });
     if (rows.length === 0) return false;
@@ -336,6 +372,8 @@ export class JobStore {
           status: end.status,
           rowsRead: end.rowsRead,
           rowsWritten: end.rowsWritten,
+          rowsRejected: end.rowsRejected,
+          rejectedExamples: end.rejectedExamples,
           error: end.error ?? null,
           heartbeatAt: sql`now()`,
           finishedAt: done ? sql`now()` : null,
@@ -360,12 +398,17 @@ export class JobStore {
           ? `partition ${failed.index}: ${failed.error}`
           : failed.error
         : null;
+      // in a savepoint: statistics that cannot be computed (a column Postgres cannot average…) leave the job as it is
+      const stats =
+        status === "succeeded" && end.stats ? await tx.transaction((sp) => end.stats!(sp)).catch(() => null) : null;
       const [row] = await tx
         .update(jobs)
         .set({
           status,
           rowsRead: partitions.reduce((n, p) => n + p.rows_read, 0),
           rowsWritten: partitions.reduce((n, p) => n + p.rows_written, 0),
+          rowsRejected: partitions.reduce((n, p) => n + p.rows_rejected, 0),
+          stats,
           durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
           finishedAt: sql`now()`,
           heartbeatAt: sql`now()`,
@@ -382,7 +425,7 @@ export class JobStore {
           endTs: job.endTs,
           jobId,
         });
-      return { applied: true, ended: { job: toJob(row, partitions), project: job.project } };
+      return { applied: true, ended: { job: toJob(row, all), project: job.project } };
     });
   }
 
@@ -401,6 +444,7 @@ export class JobStore {
           error: "cancelled",
           rowsRead: sql`(SELECT coalesce(sum(${parts.rowsRead}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
           rowsWritten: sql`(SELECT coalesce(sum(${parts.rowsWritten}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
+          rowsRejected: sql`(SELECT coalesce(sum(${parts.rowsRejected}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
         })
         .where(and(eq(jobs.id, id), eq(jobs.project, project), inArray(jobs.status, UNFINISHED)))
         .returning({ id: jobs.id });

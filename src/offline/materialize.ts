@@ -10,9 +10,10 @@ import { pgMessage } from "../db/errors.ts";
 import { invalid } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
+import { statsOver } from "../quality/stats.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
-import { canonicalKey, formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
-import { isFinal, type MaterializationJob } from "./job.ts";
+import { canonicalKey, formatTimestampMicros, keyJson, normalizeValue, parseTimestampMicros } from "../values.ts";
+import { isFinal, MAX_REJECTED_EXAMPLES, type MaterializationJob, type RejectedRow } from "./job.ts";
 import { JobStore } from "./job-store.ts";
 import type { MaterializationQueue, PartitionTask } from "./queue.ts";
 import { epochMicros, ident, rowsOf, sourceRelationText, timestampLiteral } from "./sql.ts";
@@ -35,7 +36,7 @@ export interface MaterializeDeps {
   signal?: AbortSignal;
   /** Background (async) runs are handed here, so the server waits for them before it exits. */
   track?: (work: Promise<unknown>) => void;
-  /** Told of every job's end (metrics). */
+  /** Told of every job's end (metrics: rows read, written and rejected, duration). */
   onJobEnd?: (job: MaterializationJob, project: string) => void;
   /** Where partitioned jobs' work goes, to be run by any `larder worker` or `larder serve` (absent: run here). */
   queue?: Pick<MaterializationQueue, "send"> | undefined;
@@ -160,6 +161,36 @@ export function rowConverter(view: CompiledView): (r: Record<string, unknown>) =
   };
 }
 
+/**
+ * The expectations of a view's features as a check of one converted row: the first value it breaks (the row is then
+ * skipped), or undefined. Undefined for a view without expectations, so its rows go through untouched.
+ */
+export function rowRejecter(view: CompiledView): ((row: OnlineWriteRow) => RejectedRow | undefined) | undefined {
+  const checked = view.features.flatMap((f, j) => (f.check ? [{ j, name: f.name, check: f.check }] : []));
+  if (checked.length === 0) return undefined;
+  return (row) => {
+    for (const { j, name, check } of checked) {
+      const broken = check(row.values[j]);
+      if (broken === undefined) continue;
+      const entity: Record<string, unknown> = {};
+      view.entities.forEach((e, i) => {
+        entity[e.joinKey] = keyJson(e.valueType, row.key[i]!);
+      });
+      return { entity, feature: name, value: row.values[j], expectation: broken.expectation, message: broken.message };
+    }
+    return undefined;
+  };
+}
+
+/** Statistics of the rows a job reads (its whole window, every slice), computed by Postgres over the window query. */
+export function jobStats(db: Pick<Db, "execute">, job: Pick<StartedJob, "view" | "startUs" | "endUs">) {
+  return statsOver(
+    db,
+    `(${windowQuery(job.view, job.startUs, job.endUs)}) AS w`,
+    job.view.features.map((f, j) => ({ name: f.name, dtype: f.dtype, column: `f${j}` })),
+  );
+}
+
 export interface StartedJob {
   id: string;
   view: CompiledView;
@@ -279,6 +310,7 @@ export class Materializer {
   ): Promise<{
     rowsRead: number;
     rowsWritten: number;
+    rowsRejected: number;
     cause?: unknown;
     ended?: { job: MaterializationJob; project: string } | undefined;
   }> {
@@ -287,6 +319,8 @@ export class Materializer {
     const t0 = performance.now();
     let rowsRead = 0;
     let rowsWritten = 0;
+    let rowsRejected = 0;
+    const rejectedExamples: RejectedRow[] = [];
     let total: number | undefined;
     let takenAway = false;
     let info = opts.onProgress ? (await this.jobs.get(job.id))! : undefined;
@@ -294,7 +328,9 @@ export class Materializer {
     const heartbeat = setInterval(() => {
       // not awaited: the cursor's transaction holds its own connection; on a one-connection driver this just queues
       beat = beat
-        .then(() => this.jobs.beat(job.id, index, this.owner, rowsRead, rowsWritten))
+        .then(() =>
+          this.jobs.beat(job.id, index, this.owner, { rowsRead, rowsWritten, rowsRejected, rejectedExamples }),
+        )
         .then((ours) => {
           if (!ours) takenAway = true;
         })
@@ -320,6 +356,7 @@ export class Materializer {
           }
           const cursor = `larder_mat_${process.pid}_${++cursorSeq}`;
           const convert = rowConverter(job.view);
+          const reject = rowRejecter(job.view);
           await tx.execute(sql.raw(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${query}`));
           const fetch = () => tx.execute(sql.raw(`FETCH ${this.batchSize} FROM ${cursor}`)).then((r) => rowsOf(r));
           // Postgres, this process and the online store work side by side: the next batch is fetched while this one
@@ -339,7 +376,16 @@ export class Materializer {
               next = rows.length < this.batchSize ? Promise.resolve([]) : fetch();
               next.catch(() => {});
               rowsRead += rows.length;
-              const batch = rows.map(convert);
+              let batch = rows.map(convert);
+              if (reject)
+                // a row breaking an expectation is skipped whole: an entity keeps its last good row online
+                batch = batch.filter((row) => {
+                  const rejected = reject(row);
+                  if (rejected === undefined) return true;
+                  rowsRejected++;
+                  if (rejectedExamples.length < MAX_REJECTED_EXAMPLES) rejectedExamples.push(rejected);
+                  return false;
+                });
               writing.push(
                 online.write(job.view, batch).then(
                   (res) => {
@@ -373,7 +419,7 @@ export class Materializer {
     }
     if (cause instanceof TakenAway) {
       logger.info({ job: job.id, partition: index }, "materialisation partition stopped: cancelled or taken over");
-      return { rowsRead, rowsWritten };
+      return { rowsRead, rowsWritten, rowsRejected };
     }
     if (error !== undefined)
       logger.warn(
@@ -385,13 +431,20 @@ export class Materializer {
       status: error === undefined ? "succeeded" : opts.retry || opts.signal?.aborted ? "queued" : "failed",
       rowsRead,
       rowsWritten,
+      rowsRejected,
+      rejectedExamples,
       error,
+      stats: (tx) =>
+        jobStats(tx, job).catch((e) => {
+          logger.warn({ job: job.id, err: pgMessage(e) }, "could not compute the statistics of a materialisation job");
+          throw e;
+        }),
     });
     if (info) {
       info = (await this.jobs.get(job.id))!;
       report();
     }
-    return { rowsRead, rowsWritten, ...(cause === undefined ? {} : { cause }), ended: end.ended };
+    return { rowsRead, rowsWritten, rowsRejected, ...(cause === undefined ? {} : { cause }), ended: end.ended };
   }
 
   /** Partitioned work goes to a queue (Postgres mode) rather than running here. */

@@ -1,6 +1,19 @@
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
 import { larder } from "../db/larder-schema.ts";
+import type { RowStats } from "../quality/stats.ts";
+import type { RejectedRow } from "./job.ts";
 
 /** One row per materialisation job (one view, one window); its work is split into `materialization_partitions`. */
 export const materializationJobs = larder.table(
@@ -16,6 +29,9 @@ export const materializationJobs = larder.table(
     /** Totals, written when the job ends (while it runs, the partitions' sums). */
     rowsRead: bigint("rows_read", { mode: "number" }).notNull().default(0),
     rowsWritten: bigint("rows_written", { mode: "number" }).notNull().default(0),
+    rowsRejected: bigint("rows_rejected", { mode: "number" }).notNull().default(0),
+    /** Statistics of the rows read, computed in Postgres when the job succeeds. */
+    stats: jsonb("stats").$type<RowStats>(),
     durationMs: integer("duration_ms"),
     error: text("error"),
     /** Who started it: a server instance or a CLI process. */
@@ -47,6 +63,9 @@ export const materializationPartitions = larder.table(
     status: text("status").notNull(), // JobStatus
     rowsRead: bigint("rows_read", { mode: "number" }).notNull().default(0),
     rowsWritten: bigint("rows_written", { mode: "number" }).notNull().default(0),
+    rowsRejected: bigint("rows_rejected", { mode: "number" }).notNull().default(0),
+    /** A few of the rows it rejected (the job's examples are its partitions' first ones). */
+    rejectedExamples: jsonb("rejected_examples").$type<RejectedRow[]>().notNull().default([]),
     /** The process running it, or that ran it last. */
     worker: text("worker"),
     attempts: integer("attempts").notNull().default(0),

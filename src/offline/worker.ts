@@ -62,6 +62,8 @@ export class PartitionWorker {
           status: lastTry ? "failed" : "queued",
           rowsRead: 0,
           rowsWritten: 0,
+          rowsRejected: 0,
+          rejectedExamples: [],
           error: pgMessage(e),
         });
         throw e;

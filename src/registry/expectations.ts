@@ -53,8 +53,14 @@ export function expectationProblems(dtype: Dtype, e: Expectation): { path: strin
   return out;
 }
 
-/** Checks one value (already normalised to its dtype): a message saying what it breaks, or undefined. */
-export type ValueCheck = (v: unknown) => string | undefined;
+/** What a value breaks: the expectation (its key under `expect`) and a message saying how. */
+export interface Violation {
+  expectation: keyof Expectation;
+  message: string;
+}
+
+/** Checks one value (already normalised to its dtype): what it breaks, or undefined. */
+export type ValueCheck = (v: unknown) => Violation | undefined;
 
 const show = (v: unknown) => {
   const s = JSON.stringify(v) ?? String(v);
@@ -78,34 +84,37 @@ export function compileExpectation(dtype: Dtype, e: Expectation | undefined): Va
   const list = isList(dtype);
   const { not_null, min, max, max_length } = e;
   const allowed = e.one_of && new Set(e.one_of.map((v) => String(normalizeValue(el, v))));
-  const scalar = (v: unknown): string | undefined => {
+  const broke = (expectation: keyof Expectation, message: string): Violation => ({ expectation, message });
+  const isNull: Violation | undefined = not_null
+    ? broke("not_null", "is null, but the feature expects not_null")
+    : undefined;
+  const scalar = (v: unknown): Violation | undefined => {
     if (v === null || v === undefined) return undefined;
     if (min !== undefined || max !== undefined) {
       const n = Number(v);
-      if (min !== undefined && n < min) return `${show(v)} is below the minimum ${min}`;
-      if (max !== undefined && n > max) return `${show(v)} is above the maximum ${max}`;
+      if (min !== undefined && n < min) return broke("min", `${show(v)} is below the minimum ${min}`);
+      if (max !== undefined && n > max) return broke("max", `${show(v)} is above the maximum ${max}`);
     }
-    if (allowed && !allowed.has(String(v))) return `${show(v)} is not one of ${show(e.one_of)}`;
+    if (allowed && !allowed.has(String(v))) return broke("one_of", `${show(v)} is not one of ${show(e.one_of)}`);
     if (!list && max_length !== undefined && typeof v === "string" && v.length > max_length) {
       const n = lengthOf(el, v);
       if (n > max_length)
-        return `${show(v)} is ${n} ${el === "bytes" ? "bytes" : "characters"} long, more than max_length ${max_length}`;
+        return broke(
+          "max_length",
+          `${show(v)} is ${n} ${el === "bytes" ? "bytes" : "characters"} long, more than max_length ${max_length}`,
+        );
     }
     return undefined;
   };
-  if (!list)
-    return (v) => {
-      if (v === null || v === undefined) return not_null ? "is null, but the feature expects not_null" : undefined;
-      return scalar(v);
-    };
+  if (!list) return (v) => (v === null || v === undefined ? isNull : scalar(v));
   return (v) => {
-    if (v === null || v === undefined) return not_null ? "is null, but the feature expects not_null" : undefined;
+    if (v === null || v === undefined) return isNull;
     const items = v as unknown[];
     if (max_length !== undefined && items.length > max_length)
-      return `has ${items.length} elements, more than max_length ${max_length}`;
+      return broke("max_length", `has ${items.length} elements, more than max_length ${max_length}`);
     for (let i = 0; i < items.length; i++) {
       const problem = scalar(items[i]);
-      if (problem) return `element ${i}: ${problem}`;
+      if (problem) return { expectation: problem.expectation, message: `element ${i}: ${problem.message}` };
     }
     return undefined;
   };

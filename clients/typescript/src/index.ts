@@ -203,6 +203,17 @@ export interface MaterializationJob {
   status: JobStatus;
   rows_read: number;
   rows_written: number;
+  /** Rows skipped because a value breaks its feature's `expect` (a few in `rejected_examples`). */
+  rows_rejected?: number;
+  rejected_examples?: {
+    entity: Record<string, unknown>;
+    feature: string;
+    value: unknown;
+    expectation: string;
+    message: string;
+  }[];
+  /** Statistics of the rows the job read (as `stats()` answers them), once it succeeded. */
+  stats?: { rows: number; features: FeatureStats[] } | null;
   duration_ms: number | null;
   /** The job's partitions (distributed materialisation), each one's progress; empty for a job run in one slice. */
   partitions: {
