@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -127,6 +127,26 @@ describe("embedded mode, end to end", () => {
     const keys = await runCli(["keys", "create", "--scope", "admin", "--json"], env);
     expect(keys.code, keys.stderr).toBe(0);
     adminKey = JSON.parse(keys.stdout).key;
+  }, 90_000);
+
+  it("larder demo over changed definitions shows what it would reset, and resets them only with --yes", async () => {
+    const defs = YAML.parse(readFileSync(path.join(repo, "feature_repo.yaml"), "utf8"));
+    defs.feature_views[0].ttl = "12h";
+    const changed = path.join(work, "changed.yaml");
+    writeFileSync(changed, YAML.stringify(defs));
+    const applied = await runCli(["apply", "-f", changed], env);
+    expect(applied.code, applied.stderr).toBe(0);
+    const refused = await runCli(["demo", "--repo", repo], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`~ feature_view ${defs.feature_views[0].name} (update)`);
+    expect(refused.stderr).toMatch(/ttl: 43200 → 86400/);
+    expect(refused.stderr).toMatch(/project default holds definitions the demo would reset .*pass --yes/);
+    expect(refused.stdout).not.toMatch(/loaded|applied/);
+    const reset = await runCli(["demo", "--repo", repo, "--yes"], env);
+    expect(reset.code, reset.stderr).toBe(0);
+    // the change was still there after the refusal: --yes is what reset it
+    expect(reset.stdout).toMatch(/to project default: 0 created, 1 updated, 0 deleted, 9 unchanged/);
+    demoCurlText = reset.stdout;
   }, 90_000);
 
   let after: unknown;

@@ -89,6 +89,30 @@ describe("larder historical", () => {
       want.avg_daily_trips,
     );
     expect(want.conv_rate!.filter((v) => v !== null)).toHaveLength(3);
+
+    // the table exists now: said so, with the way out; --replace replaces it
+    const args = [
+      "historical",
+      "--entities-sql",
+      "select 1001::bigint as driver_id, now() as event_timestamp",
+      "--features",
+      FEATURES[0]!,
+      "-p",
+      "demo",
+      "--into",
+      "public.training_set",
+    ];
+    const again = await runCli(args, env);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe("error: table public.training_set already exists: pass --replace to replace it");
+    const replaced = await runCli([...args, "--replace"], env);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    const c2 = new pg.Client({ connectionString: t.db.url });
+    await c2.connect();
+    const after = (await c2.query("select * from public.training_set")).rows;
+    await c2.end();
+    expect(after).toHaveLength(1);
+    expect(Object.keys(after[0]!)).not.toContain("label");
   });
 
   it("joins entity rows from a CSV file into a CSV file, the same answer as the HTTP endpoint", async () => {

@@ -3,9 +3,9 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import { DEFAULT_PEPPER } from "../auth/keys.ts";
 import { loadConfig } from "../config.ts";
-import { baseUrlFor, demoInstructions, EXAMPLE_DIR, EXAMPLE_FILES, runDemo } from "../embedded/demo.ts";
+import { baseUrlFor, demoInstructions, EXAMPLE_DIR, EXAMPLE_FILES, planDemo, runDemo } from "../embedded/demo.ts";
 import { CliError, withServices } from "./context.ts";
-import { paint } from "./format.ts";
+import { formatPlan, paint } from "./format.ts";
 
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(
@@ -46,7 +46,11 @@ export function registerDemoCommands(program: Command): void {
       "--repo <dir>",
       "a feature repository laid out as the example (data.sql, feature_repo.yaml), e.g. from `larder init`",
     )
-    .option("--yes", "with DATABASE_URL and REDIS_URL set: allow replacing the tables data.sql creates there")
+    .option(
+      "--yes",
+      "go ahead without asking: reset the project's definitions where they differ from the repository's, and (with " +
+        "DATABASE_URL and REDIS_URL set) replace the tables data.sql creates there",
+    )
     .action(async (opts: { project: string; repo?: string; yes?: boolean }) => {
       const config = loadConfig();
       if (config.mode.kind === "external" && !opts.yes)
@@ -57,6 +61,14 @@ export function registerDemoCommands(program: Command): void {
       for (const f of EXAMPLE_FILES)
         if (!(await exists(path.join(repoDir, f)))) throw new CliError(`${path.join(repoDir, f)} not found`);
       await withServices("demo", async ({ logger, services }) => {
+        // someone changed the definitions since the last demo: show what would be lost, and go on only when asked to
+        const plan = await planDemo(services.registry, opts.project, repoDir);
+        if ((plan.summary.update > 0 || plan.summary.delete > 0) && !opts.yes) {
+          console.error(formatPlan(plan));
+          throw new CliError(
+            `project ${opts.project} holds definitions the demo would reset (above: ${plan.summary.update} to update, ${plan.summary.delete} to delete); pass --yes to reset them, or -p to run the demo in another project`,
+          );
+        }
         const result = await runDemo(
           {
             ...services,

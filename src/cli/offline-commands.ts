@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { DomainError } from "../errors.ts";
 import { type EntitySource, exportHistorical } from "../offline/export.ts";
 import { selectFeatures } from "../offline/features.ts";
 import type { StreamFormat } from "../offline/formats.ts";
@@ -235,6 +236,10 @@ export function registerOfflineCommands(program: Command): void {
       "create this table (table or schema.table) with the result; the join runs inside Postgres",
     )
     .option(
+      "--replace",
+      "with --into: replace the table if it exists (in one transaction: a failed run keeps the old one)",
+    )
+    .option(
       "--out <file>",
       "write the result to this file, as its extension says: .csv, .ndjson or .arrow (an Arrow IPC stream); - for CSV on stdout",
     )
@@ -248,6 +253,7 @@ export function registerOfflineCommands(program: Command): void {
         fullFeatureNames?: boolean;
         timestampColumn: string;
         into?: string;
+        replace?: boolean;
         out?: string;
         project: string;
       }) => {
@@ -286,7 +292,7 @@ export function registerOfflineCommands(program: Command): void {
             selection,
             entities,
             timestampColumn: opts.timestampColumn,
-            ...(opts.into !== undefined ? { into: opts.into } : {}),
+            ...(opts.into !== undefined ? { into: opts.into, replace: opts.replace === true } : {}),
             ...(out ? { out, format } : {}),
             onProgress: (p) => {
               const secs = (Date.now() - t0) / 1000;
@@ -297,6 +303,8 @@ export function registerOfflineCommands(program: Command): void {
             },
           })
             .catch((e) => {
+              if (e instanceof DomainError && e.code === "conflict" && opts.into !== undefined)
+                throw new CliError(`${e.message}: pass --replace to replace it`);
               if (!interrupt.signal.aborted) throw e;
               line.end();
               const what = opts.into !== undefined ? `table ${opts.into} was not created` : `${opts.out} is incomplete`;

@@ -60,12 +60,32 @@ const clientState = new WeakMap<pg.PoolClient, ClientState>();
  * (drizzle's ROLLBACK) fail with that same error, and its `release()` is a no-op instead of pg-pool's double-release throw.
  */
 class ReleasingPool extends pg.Pool {
+  /** host:port of the URL, for errors that carry none (set after construction). */
+  target?: { host: string; port: number };
+
   override connect(): Promise<pg.PoolClient>;
   override connect(callback: PoolConnectCallback): void;
   override connect(callback?: PoolConnectCallback): Promise<pg.PoolClient> | undefined {
-    if (!callback) return super.connect().then(releaseOnLostConnection);
-    super.connect(callback); // pool.query's path: it releases with the error itself
+    if (!callback)
+      return super.connect().then(releaseOnLostConnection, (e) => {
+        throw this.withAddress(e);
+      });
+    // pool.query's path: it releases with the error itself
+    super.connect((err, client, done) => callback(err && this.withAddress(err), client, done));
     return undefined;
+  }
+
+  /**
+   * A connect that timed out ("timeout exceeded when trying to connect") carries no address, unlike a refused one: it
+   * gets the pool's, so postgresFailure (src/db/errors.ts) can say which Postgres did not answer.
+   */
+  private withAddress(e: Error): Error {
+    const err = e as Error & { address?: unknown; port?: unknown };
+    if (err.address === undefined && this.target) {
+      err.address = this.target.host;
+      err.port = this.target.port;
+    }
+    return err;
   }
 }
 
@@ -101,6 +121,16 @@ function releaseOnLostConnection(client: pg.PoolClient): pg.PoolClient {
   return client;
 }
 
+function urlTarget(url: string): { host: string; port: number } | undefined {
+  try {
+    const u = new URL(url);
+    // no host in the URL: a Unix socket (named by PGHOST, or the default one), which errors name themselves
+    return u.hostname ? { host: u.hostname.replace(/^\[|\]$/g, ""), port: Number(u.port || 5432) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function connectPostgres(url: string, opts: PgOptions = {}): Database {
   const pool = new ReleasingPool({
     connectionString: url,
@@ -113,6 +143,7 @@ export function connectPostgres(url: string, opts: PgOptions = {}): Database {
     idleTimeoutMillis: 30_000,
     application_name: "larder",
   });
+  pool.target = urlTarget(url);
   // An idle client losing its connection (Postgres restarted) must not crash the process.
   pool.on("error", () => {});
   // A checked-out client (in a transaction, between queries) losing its connection emits "error" too: without a

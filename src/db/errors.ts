@@ -58,6 +58,13 @@ function address(e: unknown): string | undefined {
   return /(?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(pgMessage(e))?.[1];
 }
 
+/** A timed-out connect says so on the outside ("… due to connection timeout") and not in its cause, which pgMessage reads. */
+function timeoutMessage(e: unknown): string | undefined {
+  for (let err = e as { message?: unknown; cause?: unknown } | undefined; err; err = err.cause as typeof err)
+    if (typeof err.message === "string" && /timeout|timed out/i.test(err.message)) return err.message.split("\n")[0];
+  return undefined;
+}
+
 /**
  * A Postgres error as the rest of Larder should see it, classified here once: a database that cannot be reached is
  * DomainError("unavailable") naming Postgres, where and why ("Postgres at 127.0.0.1:5432 is unreachable
@@ -70,7 +77,7 @@ export function postgresFailure(e: unknown): DomainError | undefined {
   if (isConnectionError(e)) {
     const at = address(e);
     const code = pgCode(e);
-    const why = code && /^E[A-Z_]+$/.test(code) ? code : pgMessage(e).split("\n")[0];
+    const why = code && /^E[A-Z_]+$/.test(code) ? code : (timeoutMessage(e) ?? pgMessage(e).split("\n")[0]);
     return unavailable(`Postgres${at ? ` at ${at}` : ""} is unreachable (${why})`, e);
   }
   if (pgCode(e)?.startsWith("22")) return invalid(`invalid value: ${pgMessage(e)}`);

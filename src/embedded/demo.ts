@@ -9,7 +9,7 @@ import type { Logger } from "../logger.ts";
 import type { MaterializationJob } from "../offline/job.ts";
 import { Materializer } from "../offline/materialize.ts";
 import type { OnlineStore } from "../online/store.ts";
-import type { RegistryService } from "../registry/service.ts";
+import type { Plan, RegistryService } from "../registry/service.ts";
 import type { SnapshotCache } from "../registry/snapshot-cache.ts";
 
 /** The drivers example, shipped with the package: what `larder init` copies and `larder demo` loads. */
@@ -69,8 +69,7 @@ export async function runDemo(
   );
 
   const defsFile = path.join(repoDir, "feature_repo.yaml");
-  const defs = YAML.parse(await readFile(defsFile, "utf8"));
-  const plan = await registry.apply(project, defs);
+  const plan = await registry.apply(project, await demoDefinitions(repoDir));
   const changes = plan.summary;
   say(
     `applied ${path.relative(process.cwd(), defsFile) || defsFile} to project ${project}: ${changes.create} created, ${changes.update} updated, ${changes.delete} deleted, ${changes.unchanged} unchanged`,
@@ -101,6 +100,18 @@ export async function runDemo(
     say(`created a read key for project ${project} (id ${created.info.id}; shown once, kept only as a hash)`);
   }
   return { project, changes, jobs, key };
+}
+
+async function demoDefinitions(repoDir: string): Promise<unknown> {
+  return YAML.parse(await readFile(path.join(repoDir, "feature_repo.yaml"), "utf8"));
+}
+
+/**
+ * What re-running the demo would do to `project`'s definitions, writing nothing: updates and deletions there are the
+ * changes someone made since, which the demo would reset to the repository's (callers ask before running it).
+ */
+export function planDemo(registry: RegistryService, project: string, repoDir: string = EXAMPLE_DIR): Promise<Plan> {
+  return demoDefinitions(repoDir).then((defs) => registry.plan(project, defs));
 }
 
 /** A store nobody has applied anything to: `npm start` in embedded mode fills it with the demo. */

@@ -1,6 +1,6 @@
 import { createRoute, type RouteConfig } from "@hono/zod-openapi";
 import type { Scope } from "../auth/keys.ts";
-import type { App } from "./app-types.ts";
+import type { App } from "./env.ts";
 
 /**
  * Who may call a route: anyone (`public`), or a key with at least that scope. Declared with each route, once: auth's

@@ -1,4 +1,3 @@
-import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { KeyVerifier } from "../auth/keys.ts";
 import type { Db } from "../db/client.ts";
 import type { Lifecycle } from "../lifecycle.ts";
@@ -8,7 +7,7 @@ import type { MaterializationQueue } from "../offline/queue.ts";
 import type { OnlineStore } from "../online/store.ts";
 import type { RegistryService } from "../registry/service.ts";
 import type { SnapshotCache } from "../registry/snapshot-cache.ts";
-import type { AppEnv } from "./env.ts";
+import type { App } from "./env.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface AppLimits {
@@ -41,4 +40,4 @@ export interface AppDeps {
   materializer?: Materializer;
 }
 
-export type App = OpenAPIHono<AppEnv>;
+export type { App };

@@ -1,3 +1,4 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Logger } from "../logger.ts";
 
 /** What middleware puts on the context for handlers. */
@@ -10,3 +11,7 @@ export type AppEnv = {
     auth?: { keyId: string; scope: "read" | "write" | "admin"; project: string | null };
   };
 };
+
+/** The app type routes and middleware are registered on (here, not beside AppDeps, so metrics.ts can name it without
+ * an import circle through the deps that name Metrics). */
+export type App = OpenAPIHono<AppEnv>;

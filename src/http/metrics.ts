@@ -6,7 +6,7 @@ import type { OnlineFeaturesRequest, OnlineReadOptions, OnlineStore, StatusCount
 import type { FreshnessSample } from "../quality/freshness.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { scopedRoute } from "./access.ts";
-import type { App } from "./app-types.ts";
+import type { App } from "./env.ts";
 import { toApiError } from "./errors.ts";
 
 export interface MetricsOptions {

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import type { Writable } from "node:stream";
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { invalid } from "../errors.ts";
+import { conflict, invalid } from "../errors.ts";
 import { TableName } from "../registry/definitions.ts";
 import { formatTimestampMicros, normalizeValue, parseTimestampMicros } from "../values.ts";
 import { cancellable } from "./cancel.ts";
@@ -24,8 +24,10 @@ export interface ExportOptions {
   entities: EntitySource;
   /** The entity rows' time column (default event_timestamp). */
   timestampColumn?: string;
-  /** Write into this new table (table or schema.table). */
+  /** Write into this new table (table or schema.table); an existing one is a conflict unless `replace`. */
   into?: string;
+  /** Replace the `into` table when it exists (dropped in the same transaction: a failed export leaves it as it was). */
+  replace?: boolean;
   /** Or stream the rows here, as `format` (default csv). */
   out?: Writable;
   format?: StreamFormat;
@@ -94,6 +96,14 @@ export async function exportHistorical(db: Db, opts: ExportOptions): Promise<{ r
 
   return db.transaction(async (tx) => {
     await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
+    if (opts.into !== undefined) {
+      // before the work, not after it: the join may take minutes
+      const found = rowsOf<{ found: boolean }>(
+        await tx.execute(sql`SELECT to_regclass(${qualifiedTable(opts.into)}) IS NOT NULL AS found`),
+      )[0]?.found;
+      if (found && !opts.replace) throw conflict(`table ${opts.into} already exists`);
+      if (found) await tx.execute(sql.raw(`DROP TABLE ${qualifiedTable(opts.into)}`));
+    }
     return cancellable(db, tx, opts.signal, async () => {
       let relation: string;
       let columns: string[];
