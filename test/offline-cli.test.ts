@@ -257,7 +257,7 @@ describe("larder materialize", () => {
       env,
     );
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/✓ driver_hourly_stats .*: 0 entities read/);
+    expect(r.stdout).toMatch(/✓ driver_hourly_stats .*: 0 entities read, 0 written \(0 late\)/);
     const unknown = await runCli(["materialize-incremental", "2024-01-01", "--views", "nope", "-p", "demo"], env);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/unknown feature view nope/);

@@ -17,7 +17,8 @@ CREATE TABLE public.driver_stats (
 INSERT INTO public.driver_stats (driver_id, event_timestamp, created, conv_rate, acc_rate, avg_daily_trips)
 SELECT 1001 + d,
        date_trunc('hour', now()) - make_interval(hours => h),
-       date_trunc('hour', now()) - make_interval(hours => h) + interval '2 minutes',
+       -- written two minutes after the hour it describes, never in the future
+       least(date_trunc('hour', now()) - make_interval(hours => h) + interval '2 minutes', now()),
        round(random()::numeric, 4)::real,
        round(random()::numeric, 4)::real,
        (random() * 1000)::bigint

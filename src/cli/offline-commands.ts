@@ -70,10 +70,11 @@ function progressLine() {
 function jobLine(info: MaterializationJob): string {
   const secs = ((info.duration_ms ?? 0) / 1000).toFixed(1);
   const parts = info.partitions.length > 1 ? ` in ${info.partitions.length} partitions` : "";
+  const late = info.kind === "incremental" ? ` (${fmt(info.late_rows)} late)` : "";
   if (info.status === "succeeded")
     return (
       paint("green", `✓ ${info.feature_view}`) +
-      ` [${info.start_ts}, ${info.end_ts}): ${fmt(info.rows_read)} entities read, ${fmt(info.rows_written)} written${parts} in ${secs}s (job ${info.id})` +
+      ` [${info.start_ts}, ${info.end_ts}): ${fmt(info.rows_read)} entities read, ${fmt(info.rows_written)} written${late}${parts} in ${secs}s (job ${info.id})` +
       rejectedLines(info)
     );
   return paint("red", `✗ ${info.feature_view}: ${info.status} after ${secs}s: ${info.error} (job ${info.id})`);

@@ -47,6 +47,7 @@ const JOB_FIELDS = {
   rows_written: jobs.rowsWritten,
   rows_rejected: jobs.rowsRejected,
   stats: jobs.stats,
+  late_rows: jobs.lateRows,
   duration_ms: jobs.durationMs,
   error: jobs.error,
   created_us: micros(jobs.createdAt),
@@ -60,6 +61,7 @@ const PARTITION_FIELDS = {
   rows_written: parts.rowsWritten,
   rows_rejected: parts.rowsRejected,
   rejected_examples: parts.rejectedExamples,
+  late_rows: parts.lateRows,
   worker: parts.worker,
   attempts: parts.attempts,
   error: parts.error,
@@ -74,6 +76,7 @@ function toPartition(r: PartitionRow): JobPartition {
     rows_read: Number(r.rows_read),
     rows_written: Number(r.rows_written),
     rows_rejected: Number(r.rows_rejected),
+    late_rows: Number(r.late_rows),
     worker: (r.worker as string | null) ?? null,
     attempts: Number(r.attempts),
     error: (r.error as string | null) ?? null,
@@ -89,7 +92,8 @@ function toJob(r: JobRow, partitionRows: PartitionRow[]): MaterializationJob {
   const status = r.status as JobStatus;
   // while it runs, the job's rows are what its partitions have done so far
   const live = !isFinal(status);
-  const sum = (k: "rows_read" | "rows_written" | "rows_rejected") => partitions.reduce((n, p) => n + p[k], 0);
+  const sum = (k: "rows_read" | "rows_written" | "rows_rejected" | "late_rows") =>
+    partitions.reduce((n, p) => n + p[k], 0);
   return {
     id: r.id as string,
     feature_view: r.feature_view as string,
@@ -102,6 +106,7 @@ function toJob(r: JobRow, partitionRows: PartitionRow[]): MaterializationJob {
     rows_rejected: live ? sum("rows_rejected") : Number(r.rows_rejected),
     rejected_examples: examplesOf(partitionRows),
     stats: (r.stats as RowStats | null) ?? null,
+    late_rows: live ? sum("late_rows") : Number(r.late_rows),
     duration_ms: r.duration_ms === null ? null : Number(r.duration_ms),
     error: (r.error as string | null) ?? null,
     created_at: ts(r.created_us),
@@ -110,19 +115,42 @@ function toJob(r: JobRow, partitionRows: PartitionRow[]): MaterializationJob {
   };
 }
 
+/** What the view's earlier runs left for an incremental run to start from. */
+export interface PreviousRuns {
+  /** End of the view's last completed window. */
+  lastEndUs: number | undefined;
+  /** The watermark of the view's previous run (see `lastWatermark`). */
+  watermarkUs: number | undefined;
+}
+
+/** Where a job reads: its window's start, and the late rows before it (see `LateRows`). */
+export interface JobStart extends LateRows {
+  startUs: number;
+}
+
+/** Rows before the window that a job reads too (incremental runs only): absent fields mean no such pass. */
+export interface LateRows {
+  /** Rows created after this, whatever their event time. */
+  lateSinceUs?: number | undefined;
+  /** Rows whose event time is from here to the window's start (the source's lookback). */
+  lateFromUs?: number | undefined;
+}
+
 export interface NewJob {
   featureView: string;
   kind: JobKind;
-  /** The window's start, or (incremental) how to find it from the end of the view's last completed window. */
-  start: number | ((lastEndUs: number | undefined) => number);
+  /** The window's start, or (incremental) how to find it, and the late rows, from the view's previous runs. */
+  start: number | ((previous: PreviousRuns) => JobStart);
+  /** Recorded for the next incremental run (see `lastWatermark`). */
+  watermarkUs?: number | undefined;
   endUs: number;
   partitions: number;
   /** Run by whichever process takes its partitions from the queue (else by the process that starts it). */
   queued: boolean;
 }
 
-/** A job as `create` made it: the record, and the window it covers in microseconds. */
-export interface CreatedJob {
+/** A job as `create` made it: the record, and the window it covers in microseconds, with its late rows. */
+export interface CreatedJob extends LateRows {
   job: MaterializationJob;
   startUs: number;
   endUs: number;
@@ -139,6 +167,8 @@ export interface PartitionProgress {
   rowsWritten: number;
   rowsRejected: number;
   rejectedExamples: RejectedRow[];
+  /** Of rowsWritten, late rows (event time before the window). */
+  lateRows?: number | undefined;
 }
 
 export interface PartitionEnd extends PartitionProgress {
@@ -158,7 +188,7 @@ export interface EndResult {
 }
 
 /** A partition whose process stopped beating, queued again. */
-export interface LostPartition {
+export interface LostPartition extends LateRows {
   jobId: string;
   index: number;
   project: string;
@@ -214,8 +244,13 @@ export class JobStore {
         if (busy) throw conflict(`feature view ${busy.featureView} is already being materialised (job ${busy.id})`);
         const created: CreatedJob[] = [];
         for (const spec of specs) {
-          const startUs =
-            typeof spec.start === "number" ? spec.start : spec.start(await this.lastEnd(tx, project, spec.featureView));
+          const { startUs, lateSinceUs, lateFromUs }: JobStart =
+            typeof spec.start === "number"
+              ? { startUs: spec.start }
+              : spec.start({
+                  lastEndUs: await this.lastEnd(tx, project, spec.featureView),
+                  watermarkUs: await this.lastWatermark(tx, project, spec.featureView),
+                });
           const [row] = await tx
             .insert(jobs)
             .values({
@@ -224,6 +259,9 @@ export class JobStore {
               kind: spec.kind,
               startTs: timestampOf(startUs),
               endTs: timestampOf(spec.endUs),
+              lateSince: lateSinceUs === undefined ? null : timestampOf(lateSinceUs),
+              lateFrom: lateFromUs === undefined ? null : timestampOf(lateFromUs),
+              watermark: spec.watermarkUs === undefined ? null : timestampOf(spec.watermarkUs),
               status: spec.queued ? "queued" : "running",
               owner,
               queued: spec.queued,
@@ -234,7 +272,13 @@ export class JobStore {
             .insert(parts)
             .values(Array.from({ length: spec.partitions }, (_, index) => ({ jobId: id, index, status: "queued" })))
             .returning(PARTITION_FIELDS);
-          created.push({ job: toJob(row!, partitionRows), startUs, endUs: spec.endUs });
+          created.push({
+            job: toJob(row!, partitionRows),
+            startUs,
+            endUs: spec.endUs,
+            lateSinceUs,
+            lateFromUs,
+          });
         }
         return created;
       });
@@ -252,6 +296,27 @@ export class JobStore {
       .from(materializedIntervals)
       .where(and(eq(materializedIntervals.project, project), eq(materializedIntervals.featureView, featureView)));
     return row?.endUs === null || row?.endUs === undefined ? undefined : Number(row.endUs);
+  }
+
+  /**
+   * Where the next incremental run's late pass starts: the watermark of the view's last succeeded incremental run (the
+   * one that ended latest; of several, the lowest watermark), or of its last window job when it never ran incrementally.
+   * An incremental run covers late rows back to its predecessor's watermark, so chaining watermarks loses nothing;
+   * a window job's covers only its window, hence the preference. Undefined: no run recorded one.
+   */
+  async lastWatermark(exec: Exec, project: string, featureView: string): Promise<number | undefined> {
+    const [row] = await exec
+      .select({ us: micros(jobs.watermark) })
+      .from(materializedIntervals)
+      .innerJoin(jobs, eq(jobs.id, materializedIntervals.jobId))
+      .where(and(eq(materializedIntervals.project, project), eq(materializedIntervals.featureView, featureView)))
+      .orderBy(
+        desc(sql`${jobs.kind} = 'incremental'`),
+        desc(materializedIntervals.endTs),
+        sql`${jobs.watermark} ASC NULLS FIRST`,
+      )
+      .limit(1);
+    return row?.us === null || row?.us === undefined ? undefined : Number(row.us);
   }
 
   async get(id: string, project?: string): Promise<MaterializationJob | undefined> {
@@ -317,6 +382,7 @@ export class JobStore {
           rowsWritten: 0,
           rowsRejected: 0,
           rejectedExamples: [],
+          lateRows: 0,
         })
         .where(
           and(
@@ -341,10 +407,10 @@ export class JobStore {
 
   /** A running partition's heartbeat and progress. False when it is no longer this worker's (cancelled, or re-queued). */
   async beat(jobId: string, index: number, worker: string, progress: PartitionProgress): Promise<boolean> {
-    const { rowsRead, rowsWritten, rowsRejected, rejectedExamples } = progress;
+    const { rowsRead, rowsWritten, rowsRejected, rejectedExamples, lateRows = 0 } = progress;
     const rows = await this.db
       .update(parts)
-      .set({ heartbeatAt: sql`now()`, rowsRead, rowsWritten, rowsRejected, rejectedExamples })
+      .set({ heartbeatAt: sql`now()`, rowsRead, rowsWritten, rowsRejected, rejectedExamples, lateRows })
       .where(and(eq(parts.jobId, jobId), eq(parts.index, index), eq(parts.worker, worker), eq(parts.status, "running")))
       .returning({ index: parts.index });
     if (rows.length === 0) return false;
@@ -374,6 +440,7 @@ export class JobStore {
           rowsWritten: end.rowsWritten,
           rowsRejected: end.rowsRejected,
           rejectedExamples: end.rejectedExamples,
+          lateRows: end.lateRows ?? 0,
           error: end.error ?? null,
           heartbeatAt: sql`now()`,
           finishedAt: done ? sql`now()` : null,
@@ -409,6 +476,7 @@ export class JobStore {
           rowsWritten: partitions.reduce((n, p) => n + p.rows_written, 0),
           rowsRejected: partitions.reduce((n, p) => n + p.rows_rejected, 0),
           stats,
+          lateRows: partitions.reduce((n, p) => n + p.late_rows, 0),
           durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
           finishedAt: sql`now()`,
           heartbeatAt: sql`now()`,
@@ -445,6 +513,7 @@ export class JobStore {
           rowsRead: sql`(SELECT coalesce(sum(${parts.rowsRead}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
           rowsWritten: sql`(SELECT coalesce(sum(${parts.rowsWritten}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
           rowsRejected: sql`(SELECT coalesce(sum(${parts.rowsRejected}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
+          lateRows: sql`(SELECT coalesce(sum(${parts.lateRows}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
         })
         .where(and(eq(jobs.id, id), eq(jobs.project, project), inArray(jobs.status, UNFINISHED)))
         .returning({ id: jobs.id });
@@ -497,6 +566,8 @@ export class JobStore {
         featureView: jobs.featureView,
         startUs: micros(jobs.startTs),
         endUs: micros(jobs.endTs),
+        lateSinceUs: micros(jobs.lateSince),
+        lateFromUs: micros(jobs.lateFrom),
         partitions: sql<number>`(SELECT count(*) FROM ${parts} WHERE ${parts.jobId} = ${jobs.id})::integer`,
       })
       .from(jobs)
@@ -520,6 +591,8 @@ export class JobStore {
               partitions: Number(j.partitions),
               startUs: Number(j.startUs),
               endUs: Number(j.endUs),
+              ...(j.lateSinceUs === null ? {} : { lateSinceUs: Number(j.lateSinceUs) }),
+              ...(j.lateFromUs === null ? {} : { lateFromUs: Number(j.lateFromUs) }),
             },
           ]
         : [];

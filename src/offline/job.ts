@@ -39,6 +39,7 @@ export const JobPartition = z.object({
   rows_read: z.number().int(),
   rows_written: z.number().int(),
   rows_rejected: z.number().int(),
+  late_rows: z.number().int().describe("of rows_written, late rows (event time before the window)"),
   worker: z.string().nullable().describe("the process running it, or that ran it last (host:pid)"),
   attempts: z
     .number()
@@ -60,6 +61,13 @@ export const MaterializationJob = z.object({
     .number()
     .int()
     .describe("entities written to the online store (older values than the store's are skipped)"),
+  late_rows: z
+    .number()
+    .int()
+    .describe(
+      "of rows_written, late rows: event time before the window, found because they were created since the view's " +
+        "previous incremental run or fall in its source's lookback (0 for window jobs)",
+    ),
   rows_rejected: z
     .number()
     .int()

@@ -2,11 +2,16 @@
  * Materialisation: for each view and window [start, end), each entity's latest row (DISTINCT ON the keys,
  * ORDER BY keys, ts DESC, created DESC), streamed from Postgres through a cursor in batches into the online store.
  * "Never older over newer" is the online store's rule, so windows can be re-run and overlap with pushes.
+ *
+ * Incremental runs also read late rows, with event times before their window: those created since the previous run's
+ * watermark (sources with created timestamps) and those within the source's `lookback`. They are read by the same
+ * query as the window (one DISTINCT ON over both, so an entity's window row beats its late row), through the same
+ * slices and the same compare-and-set write.
  */
 import { hostname } from "node:os";
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { pgMessage } from "../db/errors.ts";
+import { isConnectionError, pgMessage } from "../db/errors.ts";
 import { invalid } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { OnlineStore, OnlineWriteRow } from "../online/store.ts";
@@ -14,7 +19,7 @@ import { statsOver } from "../quality/stats.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
 import { canonicalKey, formatTimestampMicros, keyJson, normalizeValue, parseTimestampMicros } from "../values.ts";
 import { isFinal, MAX_REJECTED_EXAMPLES, type MaterializationJob, type RejectedRow } from "./job.ts";
-import { JobStore } from "./job-store.ts";
+import { type JobStart, JobStore, type LateRows, type PreviousRuns } from "./job-store.ts";
 import type { MaterializationQueue, PartitionTask } from "./queue.ts";
 import { epochMicros, ident, rowsOf, sourceRelationText, timestampLiteral } from "./sql.ts";
 
@@ -106,8 +111,21 @@ export function partitionCondition(keys: string[], slice: PartitionSlice): strin
   return `(hashtext(${text}) & 2147483647) % ${Math.trunc(slice.count)} = ${Math.trunc(slice.index)}`;
 }
 
-/** The latest row per entity in [start, end) (of one slice): the query the cursor walks. Timestamps are ours, hence inlined. */
-export function windowQuery(view: CompiledView, startUs: number, endUs: number, slice?: PartitionSlice): string {
+/** Whether a job reads anything: a non-empty window, or late rows before it. */
+export const readsAnything = (job: { startUs: number; endUs: number } & LateRows) =>
+  job.startUs < job.endUs || job.lateSinceUs !== undefined || job.lateFromUs !== undefined;
+
+/**
+ * The latest row per entity in [start, end) (of one slice), or among late rows before `start` (see `LateRows`): the
+ * query the cursor walks. Timestamps are ours, hence inlined.
+ */
+export function windowQuery(
+  view: CompiledView,
+  startUs: number,
+  endUs: number,
+  slice?: PartitionSlice,
+  late: LateRows = {},
+): string {
   const src = view.batchSource;
   const ts = `s.${ident(src.timestamp_field)}`;
   const keys = view.joinKeys.map((k) => `s.${ident(k)}`);
@@ -121,9 +139,13 @@ export function windowQuery(view: CompiledView, startUs: number, endUs: number, 
   ];
   const order = [...keys, `${ts} DESC`];
   if (src.created_timestamp_field) order.push(`s.${ident(src.created_timestamp_field)} DESC NULLS LAST`);
+  const at = (us: number) => timestampLiteral(formatTimestampMicros(us));
+  const from = late.lateFromUs === undefined ? startUs : Math.min(late.lateFromUs, startUs);
+  let range = `${ts} >= ${at(from)} AND ${ts} < ${at(endUs)}`;
+  if (late.lateSinceUs !== undefined && src.created_timestamp_field)
+    range = `((${range}) OR (s.${ident(src.created_timestamp_field)} > ${at(late.lateSinceUs)} AND ${ts} < ${at(startUs)}))`;
   const where = [
-    `${ts} >= ${timestampLiteral(formatTimestampMicros(startUs))}`,
-    `${ts} < ${timestampLiteral(formatTimestampMicros(endUs))}`,
+    range,
     ...keys.map((k) => `${k} IS NOT NULL`),
     ...(slice && slice.count > 1 ? [partitionCondition(keys, slice)] : []),
   ];
@@ -182,16 +204,22 @@ export function rowRejecter(view: CompiledView): ((row: OnlineWriteRow) => Rejec
   };
 }
 
-/** Statistics of the rows a job reads (its whole window, every slice), computed by Postgres over the window query. */
-export function jobStats(db: Pick<Db, "execute">, job: Pick<StartedJob, "view" | "startUs" | "endUs">) {
+/**
+ * Statistics of the rows a job reads (its whole window, every slice, and its late rows), computed by Postgres over the
+ * window query.
+ */
+export function jobStats(
+  db: Pick<Db, "execute">,
+  job: Pick<StartedJob, "view" | "startUs" | "endUs" | "lateSinceUs" | "lateFromUs">,
+) {
   return statsOver(
     db,
-    `(${windowQuery(job.view, job.startUs, job.endUs)}) AS w`,
+    `(${windowQuery(job.view, job.startUs, job.endUs, undefined, job)}) AS w`,
     job.view.features.map((f, j) => ({ name: f.name, dtype: f.dtype, column: `f${j}` })),
   );
 }
 
-export interface StartedJob {
+export interface StartedJob extends LateRows {
   id: string;
   view: CompiledView;
   startUs: number;
@@ -244,20 +272,32 @@ export class Materializer {
     if (startUs !== undefined && startUs >= endUs)
       throw invalid("start_ts must be before end_ts", [{ path: "start_ts", message: "not before end_ts" }]);
     const views = selectViews(snap, req.views);
-    const specs = views.map((view) => ({
-      featureView: view.name,
-      kind: req.kind,
-      endUs,
-      partitions: opts.partitions ?? 1,
-      queued: opts.queued ?? false,
-      start:
-        startUs ??
-        ((last: number | undefined) => {
-          const s = last ?? (view.ttlSeconds > 0 ? endUs - view.ttlSeconds * 1_000_000 : EPOCH_START_US);
-          // nothing new since the last run: an empty window, recorded so the caller sees it
-          return Math.min(s, endUs);
-        }),
-    }));
+    const specs = [];
+    for (const view of views) {
+      const src = view.batchSource;
+      specs.push({
+        featureView: view.name,
+        kind: req.kind,
+        endUs,
+        partitions: opts.partitions ?? 1,
+        queued: opts.queued ?? false,
+        // read before the job exists, so before any of its reads: see `watermark` in schema.ts
+        watermarkUs: await this.watermark(view),
+        start:
+          startUs ??
+          ((prev: PreviousRuns): JobStart => {
+            const s = prev.lastEndUs ?? (view.ttlSeconds > 0 ? endUs - view.ttlSeconds * 1_000_000 : EPOCH_START_US);
+            // nothing new since the last run: an empty window, recorded so the caller sees it (late rows still count)
+            const start = Math.min(s, endUs);
+            return {
+              startUs: start,
+              // a first run has no "since": everything before its start is older than its ttl (or there is nothing)
+              lateSinceUs: src.created_timestamp_field && prev.lastEndUs !== undefined ? prev.watermarkUs : undefined,
+              lateFromUs: src.lookback ? Math.max(EPOCH_START_US, start - src.lookback * 1_000_000) : undefined,
+            };
+          }),
+      });
+    }
     const created = await this.jobs.create(snap.project, this.owner, this.staleAfterMs, specs);
     return {
       jobs: created.map((c) => c.job),
@@ -267,8 +307,39 @@ export class Materializer {
         startUs: c.startUs,
         endUs: c.endUs,
         partitions: c.job.partitions.length,
+        lateSinceUs: c.lateSinceUs,
+        lateFromUs: c.lateFromUs,
       })),
     };
+  }
+
+  /**
+   * The newest created timestamp of the view's source that is not in the database's future (a writer whose clock runs
+   * ahead must not hide other writers' rows), or 0 when the source has none yet: every row the next run's late pass
+   * skips was created up to it, hence committed and visible to this run (assuming rows commit in created order).
+   * Undefined for a source without created timestamps, or one that cannot be read (the run will fail and say why).
+   */
+  private async watermark(view: CompiledView): Promise<number | undefined> {
+    const src = view.batchSource;
+    if (!src.created_timestamp_field) return undefined;
+    const cr = `s.${ident(src.created_timestamp_field)}`;
+    try {
+      return await this.deps.db.transaction(async (tx) => {
+        await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
+        const [row] = rowsOf<{ us: unknown }>(
+          await tx.execute(
+            sql.raw(
+              `SELECT ${epochMicros(`max(${cr})`)} AS us FROM ${sourceRelationText(src, "s")} WHERE ${cr} <= now()`,
+            ),
+          ),
+        );
+        return row?.us === null || row?.us === undefined ? EPOCH_START_US : Number(row.us);
+      });
+    } catch (e) {
+      if (isConnectionError(e)) throw e;
+      this.deps.logger.warn({ feature_view: view.name, err: pgMessage(e) }, "could not read the source's watermark");
+      return undefined;
+    }
   }
 
   /** Runs a started job's partitions here, one after the other, to the end. Never throws for a job failure. */
@@ -321,6 +392,7 @@ export class Materializer {
     let rowsWritten = 0;
     let rowsRejected = 0;
     const rejectedExamples: RejectedRow[] = [];
+    let lateRows = 0;
     let total: number | undefined;
     let takenAway = false;
     let info = opts.onProgress ? (await this.jobs.get(job.id))! : undefined;
@@ -329,7 +401,13 @@ export class Materializer {
       // not awaited: the cursor's transaction holds its own connection; on a one-connection driver this just queues
       beat = beat
         .then(() =>
-          this.jobs.beat(job.id, index, this.owner, { rowsRead, rowsWritten, rowsRejected, rejectedExamples }),
+          this.jobs.beat(job.id, index, this.owner, {
+            rowsRead,
+            rowsWritten,
+            rowsRejected,
+            rejectedExamples,
+            lateRows,
+          }),
         )
         .then((ours) => {
           if (!ours) takenAway = true;
@@ -344,8 +422,8 @@ export class Materializer {
     let error: string | undefined;
     let cause: unknown;
     try {
-      if (job.startUs < job.endUs) {
-        const query = windowQuery(job.view, job.startUs, job.endUs, { index, count: job.partitions });
+      if (readsAnything(job)) {
+        const query = windowQuery(job.view, job.startUs, job.endUs, { index, count: job.partitions }, job);
         await db.transaction(async (tx) => {
           await tx.execute(sql`SET LOCAL TIME ZONE 'UTC'`);
           if (opts.onProgress) {
@@ -386,10 +464,16 @@ export class Materializer {
                   if (rejectedExamples.length < MAX_REJECTED_EXAMPLES) rejectedExamples.push(rejected);
                   return false;
                 });
+              // late rows are written apart, to count the ones the store took (it answers counts, not rows)
+              const late = batch.filter((r) => r.eventTs < job.startUs);
+              const onTime = late.length ? batch.filter((r) => r.eventTs >= job.startUs) : batch;
+              const write = (rows: OnlineWriteRow[]) =>
+                rows.length ? online.write(job.view, rows) : Promise.resolve({ written: 0, skipped: 0 });
               writing.push(
-                online.write(job.view, batch).then(
-                  (res) => {
-                    rowsWritten += res.written;
+                Promise.all([write(onTime), write(late)]).then(
+                  ([a, b]) => {
+                    rowsWritten += a.written + b.written;
+                    lateRows += b.written;
                     report();
                   },
                   (e) => {
@@ -433,6 +517,7 @@ export class Materializer {
       rowsWritten,
       rowsRejected,
       rejectedExamples,
+      lateRows,
       error,
       stats: (tx) =>
         jobStats(tx, job).catch((e) => {
@@ -479,6 +564,8 @@ export class Materializer {
         featureView: j.view.name,
         startUs: j.startUs,
         endUs: j.endUs,
+        lateSinceUs: j.lateSinceUs,
+        lateFromUs: j.lateFromUs,
       })),
     );
     try {

@@ -5,12 +5,13 @@
  */
 import PgBoss from "pg-boss";
 import type { Logger } from "../logger.ts";
+import type { LateRows } from "./job-store.ts";
 
 export const QUEUE_SCHEMA = "larder_queue";
 export const PARTITION_QUEUE = "larder-materialize-partition";
 
 /** A queue message: which partition of which job, and enough to run it without reading the job first. */
-export interface PartitionTask {
+export interface PartitionTask extends LateRows {
   jobId: string;
   index: number;
   partitions: number;

@@ -32,6 +32,20 @@ export const materializationJobs = larder.table(
     rowsRejected: bigint("rows_rejected", { mode: "number" }).notNull().default(0),
     /** Statistics of the rows read, computed in Postgres when the job succeeds. */
     stats: jsonb("stats").$type<RowStats>(),
+    /** Of rows_written, those that were late: event time before the window (see lateSince, lateFrom). */
+    lateRows: bigint("late_rows", { mode: "number" }).notNull().default(0),
+    /**
+     * Incremental runs: rows created after this (the previous run's watermark) are read whatever their event time;
+     * null: no such pass (no created timestamps, or no previous run).
+     */
+    lateSince: timestamp("late_since", { withTimezone: true, precision: 6 }),
+    /** Incremental runs of a source with `lookback`: rows from here to the window's start are read again. */
+    lateFrom: timestamp("late_from", { withTimezone: true, precision: 6 }),
+    /**
+     * The newest created timestamp in the source when the job was started, before any of its reads: every row created
+     * up to it was there for the job to see, so the next incremental run's late pass starts after it.
+     */
+    watermark: timestamp("watermark", { withTimezone: true, precision: 6 }),
     durationMs: integer("duration_ms"),
     error: text("error"),
     /** Who started it: a server instance or a CLI process. */
@@ -66,6 +80,7 @@ export const materializationPartitions = larder.table(
     rowsRejected: bigint("rows_rejected", { mode: "number" }).notNull().default(0),
     /** A few of the rows it rejected (the job's examples are its partitions' first ones). */
     rejectedExamples: jsonb("rejected_examples").$type<RejectedRow[]>().notNull().default([]),
+    lateRows: bigint("late_rows", { mode: "number" }).notNull().default(0),
     /** The process running it, or that ran it last. */
     worker: text("worker"),
     attempts: integer("attempts").notNull().default(0),

@@ -70,7 +70,15 @@ export class PartitionWorker {
       }
       const stopping = this.stopping.signal;
       const r = await materializer.runPartition(
-        { id: task.jobId, view, startUs: task.startUs, endUs: task.endUs, partitions: task.partitions },
+        {
+          id: task.jobId,
+          view,
+          startUs: task.startUs,
+          endUs: task.endUs,
+          partitions: task.partitions,
+          lateSinceUs: task.lateSinceUs,
+          lateFromUs: task.lateFromUs,
+        },
         task.index,
         { retry: !lastTry, signal: stopping },
       );

@@ -29,24 +29,30 @@ const Text = z.string().default("");
 /** Ttls are used in microseconds: beyond this (about 285 years) they are no longer exact, and 0 already means "never stale". */
 export const MAX_TTL_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1_000_000);
 
-export const Ttl = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const seconds = parseTtl(v);
-  if (seconds === undefined) {
-    ctx.addIssue({
-      code: "custom",
-      message: "ttl must be a whole number of seconds or a duration like 30s, 15m, 12h, 7d",
-    });
-    return z.NEVER;
-  }
-  if (seconds > MAX_TTL_SECONDS) {
-    ctx.addIssue({
-      code: "custom",
-      message: `ttl must be at most ${MAX_TTL_SECONDS} seconds (about 285 years); 0 means never stale`,
-    });
-    return z.NEVER;
-  }
-  return seconds;
-});
+/** A duration field (`ttl`, `lookback`): whole seconds, or a duration like `30s`, `15m`, `12h`, `7d`, `1h30m`. */
+const durationSeconds = (field: string, zero: string) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const seconds = parseTtl(v);
+    if (seconds === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${field} must be a whole number of seconds or a duration like 30s, 15m, 12h, 7d`,
+      });
+      return z.NEVER;
+    }
+    if (seconds > MAX_TTL_SECONDS) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${field} must be at most ${MAX_TTL_SECONDS} seconds (about 285 years); ${zero}`,
+      });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+export const Ttl = durationSeconds("ttl", "0 means never stale");
+/** How far before its start each incremental materialisation re-reads a source without created timestamps. */
+export const Lookback = durationSeconds("lookback", "0 means none");
 
 /** Feast writes `join_keys: [driver_id]`: one join key per entity, so a one-element list is the same thing. */
 function joinKeysAlias(v: unknown): unknown {
@@ -85,6 +91,7 @@ export const PostgresSourceSpec = z
     query: z.string().min(1).optional(),
     timestamp_field: Identifier.default("event_timestamp"),
     created_timestamp_field: Identifier.optional(),
+    lookback: Lookback.optional(),
     description: Text,
     tags: Tags,
     owner: Text,

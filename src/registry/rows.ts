@@ -36,6 +36,7 @@ export function columnsOf(kind: ObjectKind, spec: Record<string, unknown>): Reco
         query: s.query ?? null,
         timestampField: s.timestamp_field,
         createdTimestampField: s.created_timestamp_field ?? null,
+        lookbackSeconds: s.lookback ?? null,
       };
     }
     case "feature_view": {
@@ -75,6 +76,7 @@ export function specOf(kind: ObjectKind, row: AnyRow): Record<string, unknown> {
         query: r.query,
         timestamp_field: r.timestampField,
         created_timestamp_field: r.createdTimestampField,
+        lookback: r.lookbackSeconds,
       });
     }
     case "feature_view": {

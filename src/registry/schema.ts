@@ -42,6 +42,8 @@ export const dataSources = larder.table(
     query: text("query"),
     timestampField: text("timestamp_field"),
     createdTimestampField: text("created_timestamp_field"),
+    /** `lookback` in seconds, or null when the source has none. */
+    lookbackSeconds: bigint("lookback_seconds", { mode: "number" }),
     batchSource: text("batch_source"),
   },
   (t) => [primaryKey({ columns: [t.project, t.name] })],

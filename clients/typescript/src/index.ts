@@ -203,6 +203,8 @@ export interface MaterializationJob {
   status: JobStatus;
   rows_read: number;
   rows_written: number;
+  /** Of rows_written, late rows: event time before the window (incremental runs; see docs/materialization.md). */
+  late_rows: number;
   /** Rows skipped because a value breaks its feature's `expect` (a few in `rejected_examples`). */
   rows_rejected?: number;
   rejected_examples?: {
@@ -222,6 +224,7 @@ export interface MaterializationJob {
     status: JobStatus;
     rows_read: number;
     rows_written: number;
+    late_rows: number;
     /** The process running it, or that ran it last (host:pid). */
     worker: string | null;
     /** Times a process took it up (more than 1: retried). */
