@@ -77,6 +77,8 @@ export async function startServer(
     signal: lifecycle.signal,
     track: (work) => lifecycle.track(work),
     onJobEnd: (j, project) => metrics.materializedJob(j, project),
+    // serve only: every materialisation goes to the queue (Postgres mode; embedded mode has no queue and runs it here)
+    queueEverything: config.LARDER_WORKER_CONCURRENCY === 0,
   });
   const app = buildApp(config, services, logger, { auth, metrics, lifecycle, materializer });
   const background = await startBackground(config, services, logger, materializer, (work) => lifecycle.track(work));

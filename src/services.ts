@@ -101,7 +101,7 @@ export function materializerFor(
   config: Config,
   services: Services,
   logger: Logger,
-  extra: Pick<MaterializeDeps, "signal" | "track" | "onJobEnd" | "owner"> = {},
+  extra: Pick<MaterializeDeps, "signal" | "track" | "onJobEnd" | "owner" | "queueEverything"> = {},
 ): Materializer {
   return new Materializer({
     ...extra,

@@ -45,6 +45,11 @@ export interface MaterializeDeps {
   onJobEnd?: (job: MaterializationJob, project: string) => void;
   /** Where partitioned jobs' work goes, to be run by any `larder worker` or `larder serve` (absent: run here). */
   queue?: Pick<MaterializationQueue, "send"> | undefined;
+  /**
+   * This process only hands work out (a server with LARDER_WORKER_CONCURRENCY=0): with a queue, every job goes to it,
+   * split or not, so the process never reads a source itself.
+   */
+  queueEverything?: boolean;
 }
 
 export interface Progress {
@@ -538,13 +543,15 @@ export class Materializer {
   }
 
   /**
-   * Partitions for a request's jobs, when they are split: the request's `partitions`, else the view's
-   * `materialization.partitions`; undefined when neither says (the job then runs whole, here).
+   * Partitions for a request's jobs, when they go to the queue: the request's `partitions`, else the view's
+   * `materialization.partitions`, else 1 when this process only hands work out; undefined when none says (the job
+   * then runs whole, here).
    */
   partitionsFor(views: CompiledView[], requested: number | undefined): number | undefined {
     if (requested !== undefined) return requested;
     const fromViews = views.map((v) => v.materialization?.partitions).filter((n): n is number => n !== undefined);
-    return fromViews.length ? Math.max(...fromViews) : undefined;
+    if (fromViews.length) return Math.max(...fromViews);
+    return this.deps.queue && this.deps.queueEverything ? 1 : undefined;
   }
 
   /**
@@ -577,15 +584,31 @@ export class Materializer {
     return jobs;
   }
 
-  /** Waits until every job has ended (polling the record), telling `onUpdate` of each change on the way. */
+  /**
+   * Waits until every job has ended (polling the record), telling `onUpdate` of each change on the way; stops early
+   * when `signal` aborts, or when no process has taken any of them `unclaimedMs` after the wait began (the jobs stay
+   * queued for whichever process comes).
+   */
   async waitFor(
     ids: string[],
-    opts: { pollMs?: number; onUpdate?: (jobs: MaterializationJob[]) => void; signal?: AbortSignal } = {},
+    opts: {
+      pollMs?: number;
+      onUpdate?: (jobs: MaterializationJob[]) => void;
+      signal?: AbortSignal | undefined;
+      unclaimedMs?: number | undefined;
+    } = {},
   ): Promise<MaterializationJob[]> {
+    const t0 = Date.now();
     for (;;) {
       const jobs = await Promise.all(ids.map(async (id) => (await this.jobs.get(id))!));
       opts.onUpdate?.(jobs);
       if (jobs.every((j) => isFinal(j.status)) || opts.signal?.aborted) return jobs;
+      if (
+        opts.unclaimedMs !== undefined &&
+        Date.now() - t0 >= opts.unclaimedMs &&
+        jobs.every((j) => j.status === "queued" && j.partitions.every((p) => p.attempts === 0))
+      )
+        return jobs;
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
     }
   }

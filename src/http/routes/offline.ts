@@ -225,16 +225,17 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
     if (partitions !== undefined && deps.queue) {
       const jobs = await materializer.enqueue(snap, req, partitions);
       if (asyncMode) return { status: 202 as const, body: { jobs } };
-      // a client that goes away stops the wait, not the jobs (they are the queue's now)
-      return {
-        status: 200 as const,
-        body: {
-          jobs: await materializer.waitFor(
-            jobs.map((j) => j.id),
-            { signal },
-          ),
+      // A client that goes away, or the server stopping, ends the wait, not the jobs (they are the queue's now); so
+      // does no process taking them within the request timeout (no worker running). Unfinished jobs answer 202.
+      const stopping = deps.lifecycle?.signal;
+      const ended = await materializer.waitFor(
+        jobs.map((j) => j.id),
+        {
+          signal: signal && stopping ? AbortSignal.any([signal, stopping]) : (signal ?? stopping),
+          unclaimedMs: deps.limits.requestTimeoutMs,
         },
-      };
+      );
+      return { status: ended.every((j) => isFinal(j.status)) ? (200 as const) : (202 as const), body: { jobs: ended } };
     }
     if (asyncMode)
       return { status: 202 as const, body: { jobs: await materializer.materializeAsync(snap, req, partitions) } };
@@ -271,7 +272,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
         },
         responses: {
           200: json(Jobs, "The jobs, run to their end"),
-          202: json(Jobs, "The jobs, started"),
+          202: json(Jobs, "The jobs, started (?async=true), or queued and not yet ended when the wait stopped"),
           ...conflictResponse,
           ...errorResponses,
         },
@@ -302,7 +303,7 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
         },
         responses: {
           200: json(Jobs, "The jobs, run to their end"),
-          202: json(Jobs, "The jobs, started"),
+          202: json(Jobs, "The jobs, started (?async=true), or queued and not yet ended when the wait stopped"),
           ...conflictResponse,
           ...errorResponses,
         },

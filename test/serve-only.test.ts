@@ -1,0 +1,127 @@
+/**
+ * A server with LARDER_WORKER_CONCURRENCY=0 serves only: every materialisation, split or not, goes to the queue and is
+ * run by a real `larder worker` process; the server never reads a source itself. A synchronous request waits for the
+ * job (bounded: when no process takes it within the request timeout it answers 202 with the job still queued).
+ */
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Job } from "../src/http/routes/offline.ts";
+import { isFinal, type MaterializationJob } from "../src/offline/job.ts";
+import { createTestContext, type TestContext } from "./support/app.ts";
+import { type ServerProcess, startServerProcess, startWorkerProcess, type WorkerProcess } from "./support/process.ts";
+import { TEST_REDIS_URL } from "./support/redis.ts";
+
+let t: TestContext;
+let server: ServerProcess;
+let worker: WorkerProcess | undefined;
+let env: Record<string, string>;
+
+const DEFS = {
+  entities: [{ name: "driver", join_key: "driver_id", value_type: "int64" }],
+  data_sources: [{ name: "src", kind: "postgres", table: "public.so", timestamp_field: "ts" }],
+  feature_views: [
+    { name: "a", entities: ["driver"], source: "src", ttl: 0, schema: [{ name: "x", dtype: "int64" }] },
+    { name: "b", entities: ["driver"], source: "src", ttl: 0, schema: [{ name: "x", dtype: "int64" }] },
+  ],
+};
+const WINDOW = { start_ts: "2024-01-01T00:00:00Z", end_ts: "2026-01-01T00:00:00Z" };
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function job(id: string): Promise<MaterializationJob> {
+  const res = await api("GET", `/v1/projects/so/materialization-jobs/${id}`);
+  expect(res.status).toBe(200);
+  return Job.parse(res.body);
+}
+
+async function online(view: string, ids: number[]): Promise<unknown[]> {
+  const res = await api("POST", "/v1/projects/so/online-features", {
+    features: [`${view}:x`],
+    entities: { driver_id: ids },
+  });
+  expect(res.status).toBe(200);
+  return res.body.results[1].values;
+}
+
+beforeAll(async () => {
+  t = await createTestContext();
+  const c = new pg.Client({ connectionString: t.db.url });
+  await c.connect();
+  await c.query(`CREATE TABLE public.so (driver_id bigint, ts timestamptz NOT NULL, x bigint);
+    INSERT INTO public.so SELECT g, '2025-01-01Z', g * 3 FROM generate_series(1, 200) g;`);
+  await c.end();
+  const applied = await t.call("POST", "/v1/projects/so/apply", DEFS);
+  expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+  env = {
+    DATABASE_URL: t.db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    LARDER_REDIS_PREFIX: t.prefix,
+    LARDER_AUTH: "disabled",
+    LARDER_WORKER_CONCURRENCY: "0",
+    LARDER_REQUEST_TIMEOUT_MS: "5000",
+    LARDER_PARTITION_HEARTBEAT_MS: "250",
+    LARDER_REGISTRY_POLL_MS: "200",
+  };
+  server = await startServerProcess(env, 150_000);
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all([server?.stop(), worker?.stop()]);
+  await t?.close();
+});
+
+describe("a server with LARDER_WORKER_CONCURRENCY=0", () => {
+  it("queues an unsplit job rather than run it; a synchronous request answers 202 when nothing takes it in time", async () => {
+    const t0 = Date.now();
+    const res = await api("POST", "/v1/projects/so/materialize", { ...WINDOW, feature_views: ["a"] });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(4900);
+    const queued = Job.parse(res.body.jobs[0]);
+    expect(queued.status).toBe("queued");
+    expect(queued.partitions).toEqual([expect.objectContaining({ index: 0, status: "queued", attempts: 0 })]);
+    expect(await online("a", [1, 2])).toEqual([null, null]);
+
+    // a worker that comes later runs it
+    worker = await startWorkerProcess({ ...env, LARDER_WORKER_CONCURRENCY: "1" }, 150_000);
+    const deadline = Date.now() + 60_000;
+    let done = await job(queued.id);
+    while (!isFinal(done.status) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      done = await job(queued.id);
+    }
+    expect(done).toMatchObject({ status: "succeeded", rows_read: 200, rows_written: 200 });
+    expect(done.partitions[0]!.worker).toMatch(new RegExp(`:${worker.pid}$`));
+    expect(await online("a", [1, 200])).toEqual([3, 600]);
+  }, 240_000);
+
+  it("a synchronous request waits for the worker's run and answers 200 as before; ?async=true answers 202 at once", async () => {
+    const sync = await api("POST", "/v1/projects/so/materialize", { ...WINDOW, feature_views: ["b"] });
+    expect(sync.status, JSON.stringify(sync.body)).toBe(200);
+    const ran = Job.parse(sync.body.jobs[0]);
+    expect(ran).toMatchObject({ status: "succeeded", rows_read: 200, rows_written: 200 });
+    expect(ran.partitions.map((p) => p.worker)).toEqual([expect.stringMatching(new RegExp(`:${worker!.pid}$`))]);
+    expect(await online("b", [7])).toEqual([21]);
+
+    const started = await api("POST", "/v1/projects/so/materialize-incremental?async=true", {
+      end_ts: "2026-06-01T00:00:00Z",
+      feature_views: ["a"],
+    });
+    expect(started.status).toBe(202);
+    const id = Job.parse(started.body.jobs[0]).id;
+    const deadline = Date.now() + 60_000;
+    let done = await job(id);
+    while (!isFinal(done.status) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      done = await job(id);
+    }
+    expect(done.status).toBe("succeeded");
+    expect(done.partitions[0]!.worker).toMatch(new RegExp(`:${worker!.pid}$`));
+  }, 120_000);
+});
