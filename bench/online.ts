@@ -157,7 +157,8 @@ async function post(port: number, p: string, body: unknown, key?: string): Promi
 
 async function createKey(scope: string): Promise<string> {
   // the pepper the server is started with (it inherits this environment), if one is set
-  const env = { DATABASE_URL: dbUrl, LARDER_API_KEY_PEPPER: process.env.LARDER_API_KEY_PEPPER };
+  // (the CLI refuses half a configuration: DATABASE_URL needs REDIS_URL beside it)
+  const env = { DATABASE_URL: dbUrl, REDIS_URL, LARDER_API_KEY_PEPPER: process.env.LARDER_API_KEY_PEPPER };
   const stdout = await larderCli(["keys", "create", "--scope", scope, "--name", `bench-${scope}`, "--json"], env);
   return (JSON.parse(stdout.trim().split("\n").pop()!) as { key: string }).key;
 }
