@@ -159,6 +159,8 @@ export async function startLarder(
     onLog?: (entry: Record<string, unknown>) => void;
     /** Start it with the inspector on a free loopback port, for `liveHeapBytes` (measuring, not profiling). */
     inspect?: boolean;
+    /** How often to ask /health while waiting (default 100 ms; less to time the start itself). */
+    pollMs?: number;
   } = {},
 ): Promise<LarderServer> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -215,7 +217,7 @@ export async function startLarder(
       if (res.ok) break;
     } catch {}
     if (Date.now() > deadline) throw new Error(`larder serve not healthy after ${timeoutMs} ms:\n${lines.join("\n")}`);
-    await sleep(100);
+    await sleep(opts.pollMs ?? 100);
   }
   return {
     child,

@@ -73,6 +73,23 @@ export function buildCli(): Command {
       console.log("database migrated");
     });
 
+  program
+    .command("prepare")
+    .description(
+      "make the template new embedded data directories start from (initialised and migrated once, in ~/.cache/larder), " +
+        "so the first `larder serve` takes seconds less; `npm install` runs it",
+    )
+    .option("--if-possible", "on failure, warn and exit 0 (for `npm install`: a start without it is only slower)")
+    .action(async (opts: { ifPossible?: boolean }) => {
+      const { ensureTemplate } = await import("../embedded/template.ts");
+      try {
+        console.log(`embedded store template ready in ${await ensureTemplate()}`);
+      } catch (e) {
+        if (!opts.ifPossible) throw e;
+        console.warn(`larder: could not prepare the embedded store template (${(e as Error).message}); skipped`);
+      }
+    });
+
   for (const action of ["plan", "apply"] as const) {
     program
       .command(action)

@@ -6,6 +6,7 @@ import type { OnlineKv, OnlineKvEntry } from "../online/kv.ts";
 import { KvOnlineStore } from "../online/service.ts";
 import { type DataDirLock, lockDataDir } from "./lock.ts";
 import { openPgliteAt } from "./pglite.ts";
+import { startFromTemplate } from "./template.ts";
 
 /**
  * Embedded mode's stores, all in one data directory:
@@ -17,6 +18,7 @@ import { openPgliteAt } from "./pglite.ts";
  * any open transaction. Materialisation holds a transaction open on the offline database (a cursor over the source)
  * while it writes each batch online; with both in one PGlite that write would wait for that very transaction forever.
  * Kept apart, as Postgres and Redis are in production, lookups also stay quick while a job or a training-set query runs.
+ * A new data directory starts as a copy of a template made once per machine (template.ts), not with two initdb runs.
  * The online database opens on first use (`eager` opens it at once, beside the other): most CLI commands never touch
  * it, and each PGlite costs about half a second to open.
  */
@@ -38,7 +40,11 @@ export async function openEmbeddedStores(
   let database: Database | undefined;
   try {
     // Side by side: opening is mostly CPU spent in WebAssembly, and the machine has more than one core.
-    const [db] = await Promise.all([openPgliteAt(path.join(dataDir, "pgdata")), opts.eager ? kv.open() : undefined]);
+    const pgdata = path.join(dataDir, "pgdata");
+    const [db] = await Promise.all([
+      startFromTemplate(pgdata, "pgdata").then(() => openPgliteAt(pgdata)),
+      opts.eager ? kv.open() : undefined,
+    ]);
     database = db;
     if (opts.migrate) await db.migrate();
     const online = new KvOnlineStore(kv, opts.prefix);
@@ -68,14 +74,16 @@ class LazyKv implements OnlineKv {
   constructor(private readonly dir: string) {}
 
   open(): Promise<{ database: Database; kv: SqlKv }> {
-    this.opening ??= openPgliteAt(this.dir).then(async (database) => {
-      try {
-        return { database, kv: await SqlKv.open(database.db) };
-      } catch (e) {
-        await database.close().catch(() => {});
-        throw e;
-      }
-    });
+    this.opening ??= startFromTemplate(this.dir, "online")
+      .then(() => openPgliteAt(this.dir))
+      .then(async (database) => {
+        try {
+          return { database, kv: await SqlKv.open(database.db) };
+        } catch (e) {
+          await database.close().catch(() => {});
+          throw e;
+        }
+      });
     return this.opening;
   }
 
