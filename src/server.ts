@@ -1,17 +1,26 @@
 import type { Server } from "node:http";
-import { serve } from "@hono/node-server";
 import { ApiKeyStore, DEFAULT_PEPPER, KeyCache } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
 import { baseUrlFor, type DemoResult, demoInstructions, isEmptyStore, runDemo } from "./embedded/demo.ts";
-import { type App, type AppDeps, createApp } from "./http/app.ts";
-import { createMetrics } from "./http/metrics.ts";
+import type { App, AppDeps } from "./http/app.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import { JobStore } from "./offline/job-store.ts";
 import { parseRedisUrl } from "./online/redis-url.ts";
 import { materializerFor, openServices, type Services, startBackground } from "./services.ts";
 
+/** What serving needs beyond the stores: loaded while the stores open (most of a start is spent on both). */
+async function httpModules() {
+  const [{ serve }, { createApp }, { createMetrics }] = await Promise.all([
+    import("@hono/node-server"),
+    import("./http/app.ts"),
+    import("./http/metrics.ts"),
+  ]);
+  return { serve, createApp, createMetrics };
+}
+
 export function buildApp(
+  createApp: (deps: AppDeps) => App,
   config: Config,
   services: Services,
   logger: Logger,
@@ -38,7 +47,7 @@ export function buildApp(
 export async function startServer(
   config: Config,
   logger: Logger,
-): Promise<{ stop: () => Promise<void>; port: number }> {
+): Promise<{ stop: () => Promise<void>; port: number; services: Services }> {
   const started = performance.now();
   logger.info(
     { mode: config.mode.kind, project: config.LARDER_PROJECT },
@@ -46,7 +55,11 @@ export async function startServer(
       ? "larder starting in EMBEDDED mode (no DATABASE_URL/REDIS_URL): for trying out, not for production"
       : `larder starting with Postgres and Redis (${parseRedisUrl(config.mode.redisUrl).mode})`,
   );
-  const services = await openServices(config, logger, { eagerOnline: true });
+  const opening = openServices(config, logger, { eagerOnline: true });
+  const http = httpModules();
+  http.catch(() => {}); // awaited below, once the stores are open (a failure to open is the error to report)
+  const services = await opening;
+  const { serve, createApp, createMetrics } = await http;
   // Embedded quickstart: a store nobody has applied anything to gets the drivers example, so a lookup works at once.
   const demo = await seedEmptyEmbeddedStore(config, services, logger);
   try {
@@ -80,7 +93,7 @@ export async function startServer(
     // serve only: every materialisation goes to the queue (Postgres mode; embedded mode has no queue and runs it here)
     queueEverything: config.LARDER_WORKER_CONCURRENCY === 0,
   });
-  const app = buildApp(config, services, logger, { auth, metrics, lifecycle, materializer });
+  const app = buildApp(createApp, config, services, logger, { auth, metrics, lifecycle, materializer });
   const background = await startBackground(config, services, logger, materializer, (work) => lifecycle.track(work));
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }) as Server;
   // Slow or stalled clients must not hold connections (and a shutdown) open forever.
@@ -101,6 +114,7 @@ export async function startServer(
   if (demo) process.stderr.write(demoInstructions(baseUrlFor(config.HOST, port), demo, config.LARDER_PROJECT));
   return {
     port,
+    services,
     stop: async () => {
       // Stop accepting first (idle keep-alive connections close too); in-flight requests go on.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

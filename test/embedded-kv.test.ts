@@ -2,7 +2,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../src/db/client.ts";
 import { DataDirBusyError, LOCK_FILE, lockDataDir } from "../src/embedded/lock.ts";
 import { openPglite } from "../src/embedded/pglite.ts";
 import { SqlKv } from "../src/online/embedded-kv.ts";

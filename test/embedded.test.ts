@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -101,10 +101,34 @@ describe("embedded mode, end to end", () => {
     const key = parseCurl(server.output()).headers.Authorization!.replace("Bearer ", "");
     expect((await call(server, "POST", "/v1/projects/default/apply", key, {})).status).toBe(403);
 
-    // a CLI command while the server holds the data directory fails with one clear line
-    const r = await runCli(["apply", "-f", path.join(repo, "feature_repo.yaml")], env);
-    expect(r.code).toBe(1);
-    const lines = r.stderr.split("\n").filter((l) => l.trim() && !l.startsWith("npm warn"));
+    // while the server holds the data directory, CLI commands are run by the server for them (src/cli/remote.ts)
+    const [applied, made] = await Promise.all([
+      runCli(["apply", "-f", path.join(repo, "feature_repo.yaml")], env),
+      runCli(["keys", "create", "--scope", "admin", "--json"], env),
+    ]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toMatch(/Applied for project default: 0 to create, 0 to update, 0 to delete, 10 unchanged/);
+    expect(made.code, made.stderr).toBe(0);
+    const madeKey = JSON.parse(made.stdout).key as string;
+    expect((await call(server, "GET", "/v1/projects/default/entities", madeKey)).status).toBe(200);
+    const failed = await runCli(["apply", "-f", "no/such.yaml"], env);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trim()).toBe("error: cannot read no/such.yaml: ENOENT");
+    // the way in is in the lock file, readable by its owner only, and useless without its token
+    const lockFile = path.join(dataDir, LOCK_FILE);
+    expect(statSync(lockFile).mode & 0o777).toBe(0o600);
+    const { cli } = JSON.parse(readFileSync(lockFile, "utf8"));
+    expect(cli.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const forged = await fetch(`${cli.url}/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${"0".repeat(64)}` },
+      body: `${JSON.stringify({ argv: ["keys", "list"], cwd: work, tty: {} })}\n`,
+    });
+    expect(forged.status).toBe(401);
+    // a second server is still refused, in one line naming the first
+    const second = await runCli(["serve"], { ...env, PORT: "0" });
+    expect(second.code).toBe(1);
+    const lines = second.stderr.split("\n").filter((l) => l.trim() && !l.startsWith("{"));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(`the embedded store in ${dataDir} is in use by a running larder server`);
     expect(lines[0]).toContain(`:${server!.port}`);

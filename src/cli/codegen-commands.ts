@@ -2,10 +2,17 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type Command, Option } from "commander";
 import { buildManifest, incompatibilities, LANGS, type Lang, OUTPUT_FILE, readManifest } from "../codegen/model.ts";
-import { generatePython } from "../codegen/python.ts";
-import { generateTypescript } from "../codegen/typescript.ts";
 import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
+import { cliPath, setExitCode } from "./in-server.ts";
+
+const generators = async () => {
+  const [{ generatePython }, { generateTypescript }] = await Promise.all([
+    import("../codegen/python.ts"),
+    import("../codegen/typescript.ts"),
+  ]);
+  return { generatePython, generateTypescript };
+};
 
 const DEFAULT_IMPORT: Record<Lang, string> = { typescript: "@larder/client", python: "larder_client" };
 
@@ -50,7 +57,7 @@ export function registerCodegenCommands(program: Command): void {
     )
     .action(async (opts: CodegenOptions) => {
       if (opts.check) {
-        process.exitCode = await check(opts.check);
+        setExitCode(await check(opts.check));
         return;
       }
       const { lang, out } = opts;
@@ -73,13 +80,14 @@ export function registerCodegenCommands(program: Command): void {
           `--out ${out}`,
         ].join(" ");
         const clientImport = opts.clientImport ?? DEFAULT_IMPORT[lang];
+        const { generatePython, generateTypescript } = await generators();
         const text =
           lang === "typescript"
             ? generateTypescript(manifest, { clientImport, command })
             : generatePython(manifest, { clientImport, command });
-        await mkdir(out, { recursive: true });
+        await mkdir(cliPath(out), { recursive: true });
         const file = path.join(out, OUTPUT_FILE[lang]);
-        await writeFile(file, text);
+        await writeFile(cliPath(file), text);
         const views = manifest.accessors.filter((a) => a.kind === "view").length;
         console.log(
           `wrote ${file}: ${views} feature view(s), ${manifest.accessors.length - views} feature service(s), ` +
@@ -96,7 +104,7 @@ async function check(dir: string): Promise<number> {
     const file = path.join(dir, name);
     let text: string;
     try {
-      text = await readFile(file, "utf8");
+      text = await readFile(cliPath(file), "utf8");
     } catch {
       continue;
     }

@@ -1,12 +1,13 @@
 import { readFile } from "node:fs/promises";
 import YAML from "yaml";
 import { CliError } from "./context.ts";
+import { cliPath } from "./in-server.ts";
 
 /** Reads a YAML or JSON definitions file (JSON is YAML, so one parser serves both). */
 export async function readDefinitionsFile(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = await readFile(cliPath(file), "utf8");
   } catch (e) {
     throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -6,6 +6,7 @@ import { loadConfig } from "../config.ts";
 import { baseUrlFor, demoInstructions, EXAMPLE_DIR, EXAMPLE_FILES, planDemo, runDemo } from "../embedded/demo.ts";
 import { CliError, withServices } from "./context.ts";
 import { formatPlan, paint } from "./format.ts";
+import { cliPath } from "./in-server.ts";
 
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(
@@ -57,7 +58,7 @@ export function registerDemoCommands(program: Command): void {
         throw new CliError(
           "DATABASE_URL and REDIS_URL are set: the demo would drop and re-create public.driver_stats and public.customer_profile there; pass --yes to go ahead",
         );
-      const repoDir = opts.repo ?? EXAMPLE_DIR;
+      const repoDir = opts.repo === undefined ? EXAMPLE_DIR : cliPath(opts.repo);
       for (const f of EXAMPLE_FILES)
         if (!(await exists(path.join(repoDir, f)))) throw new CliError(`${path.join(repoDir, f)} not found`);
       await withServices("demo", async ({ logger, services }) => {

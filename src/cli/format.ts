@@ -1,8 +1,9 @@
 import { styleText } from "node:util";
 import type { Plan } from "../registry/service.ts";
+import { isTTY } from "./in-server.ts";
 
 type Style = Parameters<typeof styleText>[0];
-const useColor = () => process.stdout.isTTY && !process.env.NO_COLOR;
+const useColor = () => isTTY("stdout") && !process.env.NO_COLOR;
 export const paint = (style: Style, s: string) => (useColor() ? styleText(style, s) : s);
 
 const SYMBOL = { create: "+", update: "~", delete: "-", unchanged: "=" } as const;

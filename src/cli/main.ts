@@ -1,18 +1,19 @@
 import { readFileSync } from "node:fs";
-import { Command, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
 import { pgMessage, postgresFailure } from "../db/errors.ts";
 import { DomainError } from "../errors.ts";
 import { createLogger, flushed } from "../logger.ts";
-import { startServer } from "../server.ts";
 import { registerCodegenCommands } from "./codegen-commands.ts";
-import { CliError, withServices } from "./context.ts";
+import { CliError, HeldByServer, withServices } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
 import { registerDemoCommands } from "./demo-commands.ts";
 import { formatPlan, paint } from "./format.ts";
+import { inServer } from "./in-server.ts";
 import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
 import { registerQualityCommands } from "./quality-commands.ts";
+import { forwardToServer, startCliEndpoint } from "./remote.ts";
 import { registerWorkerCommands } from "./worker-commands.ts";
 
 function packageVersion(): string {
@@ -20,8 +21,10 @@ function packageVersion(): string {
     .version;
 }
 
-export function buildCli(): Command {
+export function buildCli(opts: { inProcess?: boolean } = {}): Command {
   const program = new Command();
+  // run for another process (src/cli/remote.ts): commander's --help, --version and usage errors must not end this one
+  if (opts.inProcess) program.exitOverride();
   program
     .name("larder")
     .description(
@@ -37,7 +40,13 @@ export function buildCli(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.LARDER_LOG_LEVEL);
+      const { startServer } = await import("../server.ts");
       const server = await startServer(config, logger);
+      // embedded: other processes cannot open the data directory this one holds, so they send their commands here
+      const endpoint = server.services.embedded
+        ? await startCliEndpoint({ config, logger, services: server.services }, runInProcess)
+        : undefined;
+      if (endpoint) server.services.embedded?.lock.setCli({ url: endpoint.url, token: endpoint.token });
       let stoppingSince = 0;
       const shutdown = async (signal: string) => {
         // A second signal while draining means "now" — but not the copy of the first that arrives at once: Ctrl-C under
@@ -49,6 +58,7 @@ export function buildCli(): Command {
         stoppingSince = Date.now();
         logger.info({ signal }, "stopping: no new connections; finishing in-flight requests and jobs' current batch");
         try {
+          await endpoint?.close();
           await server.stop();
           logger.info("stopped");
           await flushed(logger);
@@ -119,20 +129,42 @@ export function buildCli(): Command {
   return program;
 }
 
-function reportAndExit(e: unknown): never {
+/** Prints an error as the CLI shows one (one line, plus the problems listed); answers the exit status. */
+function report(e: unknown): number {
   e = postgresFailure(e) ?? e; // "Postgres at HOST:PORT is unreachable (ECONNREFUSED)" rather than the driver's words
   if (e instanceof DomainError) {
     console.error(paint("red", `error: ${e.message}`));
     for (const d of e.details) console.error(paint("red", `  ${d.path ? `${d.path}: ` : ""}${d.message}`));
   } else if (e instanceof CliError || e instanceof ConfigError) {
     console.error(paint("red", `error: ${e.message}`));
-    if (e instanceof CliError) process.exit(e.exitCode);
+    if (e instanceof CliError) return e.exitCode;
   } else {
     const msg = pgMessage(e);
     console.error(paint("red", `error: ${msg.split("\n")[0]}`));
   }
-  process.exit(1);
+  return 1;
+}
+
+/** A command run inside a server for another process (src/cli/remote.ts): its output goes to that process. */
+async function runInProcess(argv: string[]): Promise<number> {
+  try {
+    await buildCli({ inProcess: true }).parseAsync(argv, { from: "user" });
+    return inServer.getStore()?.exitCode ?? 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    return report(e);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (e) {
+    // the embedded data directory is held by a running server: it runs the command (same output, same exit status)
+    if (e instanceof HeldByServer) process.exit(await forwardToServer(e.holder, argv.slice(2)).catch(report));
+    process.exit(report(e));
+  }
 }
 
 const isMain = process.argv[1] && /(?:main\.ts|larder(?:\.js)?)$/.test(process.argv[1]);
-if (isMain) buildCli().parseAsync(process.argv).catch(reportAndExit);
+if (isMain) void main(process.argv);

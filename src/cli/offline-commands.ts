@@ -2,8 +2,7 @@ import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { DomainError } from "../errors.ts";
-import { type EntitySource, exportHistorical } from "../offline/export.ts";
-import { selectFeatures } from "../offline/features.ts";
+import type { EntitySource } from "../offline/export.ts";
 import type { StreamFormat } from "../offline/formats.ts";
 import type { MaterializationJob } from "../offline/job.ts";
 import { JobStore } from "../offline/job-store.ts";
@@ -12,6 +11,7 @@ import { MAX_PARTITIONS } from "../registry/definitions.ts";
 import { materializerFor } from "../services.ts";
 import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
+import { cliPath, cliStdin, interruption, isTTY } from "./in-server.ts";
 
 export const projectOption = () =>
   new Option("-p, --project <project>", "project name").env("LARDER_PROJECT").default("default");
@@ -50,7 +50,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** A progress line on stderr: rewritten in place on a terminal, a line every few seconds otherwise. */
 function progressLine() {
-  const tty = process.stderr.isTTY === true;
+  const tty = isTTY("stderr");
   let last = 0;
   return {
     show(text: string, force = false) {
@@ -263,6 +263,11 @@ export function registerOfflineCommands(program: Command): void {
         if ((opts.into === undefined) === (opts.out === undefined))
           throw new CliError("give exactly one of --into and --out");
         const format = opts.out === undefined ? undefined : outFormat(opts.out);
+        // loaded here, not at start: the export brings Arrow, which no other command needs
+        const [{ exportHistorical }, { selectFeatures }] = await Promise.all([
+          import("../offline/export.ts"),
+          import("../offline/features.ts"),
+        ]);
         await withServices("historical", async ({ services }) => {
           const db = services.database;
           const snap = await services.registry.loadSnapshot(opts.project);
@@ -277,17 +282,16 @@ export function registerOfflineCommands(program: Command): void {
               : {
                   csv:
                     opts.entitiesCsv === "-"
-                      ? process.stdin
-                      : createReadStream(opts.entitiesCsv!, { encoding: "utf8" }),
+                      ? cliStdin()
+                      : createReadStream(cliPath(opts.entitiesCsv!), { encoding: "utf8" }),
                 };
           const toStdout = opts.out === "-";
-          const out = opts.out === undefined ? undefined : toStdout ? process.stdout : createWriteStream(opts.out);
+          const out =
+            opts.out === undefined ? undefined : toStdout ? process.stdout : createWriteStream(cliPath(opts.out));
           const line = progressLine();
           const t0 = Date.now();
           // Ctrl-C cancels the query in Postgres (it would otherwise run on with nobody waiting) and rolls back
-          const interrupt = new AbortController();
-          const onSigint = () => interrupt.abort();
-          process.once("SIGINT", onSigint);
+          const interrupt = interruption();
           const result = await exportHistorical(db.db, {
             signal: interrupt.signal,
             selection,
@@ -311,7 +315,7 @@ export function registerOfflineCommands(program: Command): void {
               const what = opts.into !== undefined ? `table ${opts.into} was not created` : `${opts.out} is incomplete`;
               throw new CliError(`interrupted: the query was cancelled in Postgres; ${what}`, 130);
             })
-            .finally(() => process.off("SIGINT", onSigint));
+            .finally(() => interrupt.dispose());
           line.end();
           if (out && !toStdout) {
             out.end();

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { verify } from "../quality/verify.ts";
 import { CliError, withServices } from "./context.ts";
 import { paint } from "./format.ts";
 import { list, projectOption } from "./offline-commands.ts";
@@ -31,6 +30,7 @@ export function registerQualityCommands(program: Command): void {
     .action(
       async (opts: { views?: string; sample: number; maxMismatchRate: number; json?: boolean; project: string }) => {
         const failed: string[] = [];
+        const { verify } = await import("../quality/verify.ts");
         await withServices("verify", async ({ services }) => {
           const snap = await services.registry.loadSnapshot(opts.project);
           const result = await verify({ db: services.database.db, online: services.online }, snap, {

@@ -16,6 +16,8 @@ export interface LockHolder {
   command: string;
   /** The HTTP port, once a server holding the directory listens. */
   port?: number;
+  /** Where that server runs CLI commands for other processes, and the token they need (src/cli/remote.ts). */
+  cli?: { url: string; token: string };
   since: string;
 }
 
@@ -40,6 +42,8 @@ export class DataDirBusyError extends Error {
 export interface DataDirLock {
   /** Records the port the server listens on, so a refused CLI command can point at it. */
   setPort(port: number): void;
+  /** Records where the server runs CLI commands for other processes (the file is readable by its owner only). */
+  setCli(cli: { url: string; token: string }): void;
   release(): void;
 }
 
@@ -70,7 +74,7 @@ export function lockDataDir(dataDir: string, command: string): DataDirLock {
   const me: LockHolder = { pid: process.pid, host: hostname(), command, since: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
     try {
-      const fd = openSync(file, "wx");
+      const fd = openSync(file, "wx", 0o600); // it may hold the token of the server's CLI endpoint
       try {
         writeFileSync(fd, JSON.stringify(me));
       } finally {
@@ -111,6 +115,11 @@ export function lockDataDir(dataDir: string, command: string): DataDirLock {
     setPort(port) {
       if (!held) return;
       me.port = port;
+      writeFileSync(file, JSON.stringify(me));
+    },
+    setCli(cli) {
+      if (!held) return;
+      me.cli = cli;
       writeFileSync(file, JSON.stringify(me));
     },
     release,
