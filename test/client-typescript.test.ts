@@ -284,13 +284,17 @@ describe("TypeScript client against a real server", () => {
   });
 
   it("errors: 400 with code and details, 401, 403, 404, each with the request id", async () => {
-    const bad = await rejection(
-      client().getOnlineFeatures({ features: ["driver_hourly_stats:nope"], entities: { driver_id: [1] } }),
-    );
+    const c = client();
+    const badLookup = { features: ["driver_hourly_stats:nope"], entities: { driver_id: [1] } };
+    const bad = await rejection(c.getOnlineFeatures(badLookup));
     expect(bad.status).toBe(400);
     expect(bad.code).toBe("invalid_argument");
     expect(bad.message).toMatch(/nope/);
     expect(bad.requestId).toMatch(/[0-9a-f-]{36}/);
+    // each call its own id: the client's random prefix and a counter
+    const next = (await rejection(c.getOnlineFeatures(badLookup))).requestId!;
+    expect(next).not.toBe(bad.requestId);
+    expect(next.slice(0, 36)).toBe(bad.requestId!.slice(0, 36));
 
     const withId = await rejection(
       client().getOnlineFeatures(

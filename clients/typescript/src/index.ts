@@ -51,7 +51,7 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** This call's budget instead of the client's `timeoutMs`. */
   timeoutMs?: number;
-  /** The `x-request-id` to send (default: a new UUID per call, the same on its retries). */
+  /** The `x-request-id` to send (default: one per call, the client's random prefix and a counter; kept on retries). */
   requestId?: string;
 }
 
@@ -441,7 +441,7 @@ const BACKOFF_CAP_MS = 1_000;
 /** Network error codes that mean the request never reached a server: safe to resend whatever it does. */
 const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 
-const newRequestId = (): string =>
+const randomId = (): string =>
   globalThis.crypto?.randomUUID?.() ??
   `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}-${Math.random().toString(16).slice(2)}`;
 
@@ -462,6 +462,22 @@ function replacer(_key: string, v: unknown): unknown {
   if (typeof v === "bigint") return v.toString();
   if (v instanceof Uint8Array) return base64(v);
   return v;
+}
+
+/**
+ * Whether a body holds a value only `replacer` writes as the server reads it (a bigint, bytes). JSON.stringify with a
+ * replacer calls it for every value and leaves its fast path: a look first is cheaper for the usual body, which has none.
+ */
+function needsReplacer(v: unknown, depth = 0): boolean {
+  if (typeof v === "bigint" || v instanceof Uint8Array) return true;
+  if (v === null || typeof v !== "object") return false;
+  if (depth > 32) return true; // unusually deep: let the replacer look
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (needsReplacer(v[i], depth + 1)) return true;
+    return false;
+  }
+  for (const k in v) if (needsReplacer((v as Record<string, unknown>)[k], depth + 1)) return true;
+  return false;
 }
 
 /** The error code of a failed fetch (Node puts the socket's code on `cause`). */
@@ -518,6 +534,9 @@ export class LarderClient {
   private readonly baseHeaders: Record<string, string>;
   private defaultProject?: Promise<string>;
   private catalog?: Promise<Catalog>;
+  /** Request ids are this random prefix and a counter: unique across clients, and no entropy drawn per call. */
+  private readonly idPrefix = randomId();
+  private calls = 0;
 
   constructor(options: LarderClientOptions) {
     if (!options?.url) throw new TypeError("LarderClient: url is required");
@@ -771,7 +790,7 @@ export class LarderClient {
    * jitter) only after a connection error or a 503, never after another status.
    */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const requestId = options.requestId ?? newRequestId();
+    const requestId = options.requestId ?? `${this.idPrefix}-${(++this.calls).toString(36)}`;
     const budget = options.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const deadline = Date.now() + budget;
     const retries = Math.max(0, this.opts.retries ?? DEFAULT_RETRIES);
@@ -779,7 +798,7 @@ export class LarderClient {
     let body: string | undefined;
     if (options.body !== undefined) {
       headers["content-type"] = "application/json";
-      body = JSON.stringify(options.body, replacer);
+      body = needsReplacer(options.body) ? JSON.stringify(options.body, replacer) : JSON.stringify(options.body);
     }
     let url = this.url + path;
     if (options.query) {
