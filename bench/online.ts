@@ -145,8 +145,9 @@ async function post(port: number, p: string, body: unknown, key?: string): Promi
       body: JSON.stringify(body),
     });
     const json = await res.json();
-    // a key made a moment ago may not be known to the server yet (it re-reads keys on a miss, at most once a second)
-    if (res.status === 401 && key && attempt < 10) {
+    // a key made a moment ago may not be known to the server yet (it re-reads keys on a miss, at most once a second),
+    // nor a project applied through the other server (each polls the registry every 2 s)
+    if ((res.status === 401 || res.status === 404) && attempt < 10) {
       await new Promise((r) => setTimeout(r, 500));
       continue;
     }

@@ -229,6 +229,12 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
       { key: ["7001"], eventTs: Date.now() * 1000, createdTs: 0, values: [5, "waited"] },
     ]);
     expect(w).toEqual({ written: 1, skipped: 0 });
+    // CLUSTER SLOTS lists a replica only once it reports a replication offset: until then ioredis has none to read
+    const kv = store.connection.kv as ClusterKv;
+    await waitFor(async () => {
+      kv.cluster.refreshSlotsCache();
+      return (kv.cluster.slots[calculateSlot("{driver_id=7001}")]?.length ?? 0) > 1;
+    }, 20_000);
     const masters = new Set((await cluster.masters()).map((m) => Number(m.split(":")[1])));
     const replicas = cluster.nodes.filter((n) => !masters.has(n.port));
     const before = await Promise.all(replicas.map((n) => commandCalls(n.port)));

@@ -1,6 +1,6 @@
-import calculateSlot from "cluster-key-slot";
 import type { Cluster, Redis } from "ioredis";
 import { unavailable } from "../errors.ts";
+import { keySlot } from "./key-slot.ts";
 import type { OnlineKv, OnlineKvEntry } from "./kv.ts";
 import type { NodeStats } from "./node-stats.ts";
 
@@ -301,7 +301,7 @@ export class ClusterKv implements OnlineKv {
     const slots = this.cluster.slots;
     const groups = new Map<string, { at: number[]; slot: number }>();
     for (let i = 0; i < keys.length; i++) {
-      const slot = calculateSlot(keys[i]!);
+      const slot = keySlot(keys[i]!);
       const node = slots[slot]?.[0];
       if (node === undefined)
         throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
@@ -318,7 +318,7 @@ export class ClusterKv implements OnlineKv {
   private bySlot(keys: readonly string[]): Map<number, number[]> {
     const groups = new Map<number, number[]>();
     for (let i = 0; i < keys.length; i++) {
-      const slot = calculateSlot(keys[i]!);
+      const slot = keySlot(keys[i]!);
       const g = groups.get(slot);
       if (g) g.push(i);
       else groups.set(slot, [i]);
@@ -344,24 +344,43 @@ export class ClusterKv implements OnlineKv {
     );
   }
 
-  /** One entry per key: its value, or the error of the node that should have answered it. */
+  /**
+   * One entry per key: its value, or the error of the node that should have answered it. The work per key is its slot
+   * (keySlot: a CRC of the hash tag) and a look-up in ioredis' slot map; per node, one command, all nodes in parallel
+   * under one deadline.
+   */
   private async read(keys: string[]): Promise<(Buffer | null | Error)[]> {
     await this.whenReady();
     const out: (Buffer | null | Error)[] = new Array(keys.length);
     const groups = this.byNode(keys);
-    await Promise.all(
-      [...groups].map(async ([node, { at, slot }]) => {
-        const ks = at.map((i) => keys[i]!);
-        let values: (Buffer | null | Error)[];
-        try {
-          values = await this.bounded(this.timed(node, this.readOneNode(ks, slot >= 0)));
-        } catch (e) {
-          values = ks.map(() => e as Error);
+    const ms = this.opts.deadlineMs;
+    return new Promise((resolve) => {
+      let left = groups.size;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (at: number[], values: Reply | Error) => {
+        if (left === 0) return; // after the deadline: the read has been answered already
+        for (let j = 0; j < at.length; j++) out[at[j]!] = values instanceof Error ? values : (values[j] ?? null);
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve(out);
         }
-        for (let j = 0; j < at.length; j++) out[at[j]!] = values[j] ?? null;
-      }),
-    );
-    return out;
+      };
+      for (const [node, { at, slot }] of groups) {
+        const ks = new Array<string>(at.length);
+        for (let j = 0; j < at.length; j++) ks[j] = keys[at[j]!]!;
+        this.timed(node, this.readOneNode(ks, slot >= 0)).then(
+          (values) => settle(at, values),
+          (e: Error) => settle(at, e),
+        );
+      }
+      if (ms && left > 0)
+        timer = setTimeout(() => {
+          const late = new Error(`Command timed out: the cluster did not answer within ${ms} ms`);
+          for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = late;
+          left = 0;
+          resolve(out);
+        }, ms);
+    });
   }
 
   /** Keys of one slot are one plain MGET (no script to run; ioredis follows MOVED/ASK for it). */
