@@ -204,6 +204,34 @@ describe("embedded mode, end to end", () => {
     expect(mat.status, JSON.stringify(mat.body)).toBe(200);
     expect(mat.body.jobs.map((j: any) => j.status)).toEqual(["succeeded"]);
 
+    // the CLI meanwhile, run by the server: a materialisation, its record, and training data from stdin to stdout
+    const [cliMat, cliHist] = await Promise.all([
+      runCli(
+        ["materialize", new Date(Date.now() - 8 * 86_400_000).toISOString(), now, "--views", "customer_profile"],
+        env,
+      ),
+      runCli(
+        ["historical", "--entities-csv", "-", "--features", "driver_hourly_stats:conv_rate", "--out", "-"],
+        env,
+        60_000,
+        `driver_id,event_timestamp\n1001,${now}\n`,
+      ),
+    ]);
+    expect(cliMat.code, cliMat.stderr).toBe(0);
+    const jobId = /\(job ([0-9a-f-]{36})\)/.exec(cliMat.stdout)?.[1];
+    expect(cliMat.stdout).toMatch(/✓ customer_profile .* written/);
+    const shown = await runCli(["jobs", "show", jobId!], env);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      id: jobId,
+      status: "succeeded",
+      feature_view: "customer_profile",
+    });
+    expect(cliHist.code, cliHist.stderr).toBe(0);
+    const csv = cliHist.stdout.trim().split("\n");
+    expect(csv[0]).toBe("driver_id,event_timestamp,conv_rate");
+    expect(csv).toHaveLength(2);
+    expect(cliHist.stderr).toMatch(/1 rows written to stdout/);
+
     const res = await call(server, "POST", "/get-online-features", adminKey, lookup);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.results[3].values[0]).toBe(0.125); // the pushed value
