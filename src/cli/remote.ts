@@ -109,6 +109,7 @@ async function serveRun(
   res.on("close", () => {
     if (!finished) gone.abort();
   });
+  res.on("error", () => {}); // the caller went away (its Ctrl-C): the command is told through `signal`
   const run: InServerRun = {
     ...deps,
     cwd: head.cwd,
@@ -117,13 +118,14 @@ async function serveRun(
     signal: gone.signal,
     write(stream, chunk) {
       const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-      if (!res.writableEnded) res.write(`${JSON.stringify(stream === "stdout" ? { o: text } : { e: text })}\n`);
+      if (!res.writableEnded && !res.destroyed)
+        res.write(`${JSON.stringify(stream === "stdout" ? { o: text } : { e: text })}\n`);
     },
   };
   deps.logger.info({ argv: head.argv }, "CLI command from another process");
   const code = await inServer.run(run, () => runCommand(head.argv));
   finished = true;
-  res.end(`${JSON.stringify({ exit: code })}\n`);
+  if (!res.destroyed) res.end(`${JSON.stringify({ exit: code })}\n`);
 }
 
 /**
