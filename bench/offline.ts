@@ -16,10 +16,16 @@
  *    Larder is timed as a service call and through the HTTP app (JSON in and out). Best of two runs each.
  * 3. 1,000,000 entity rows to an Arrow file through `larder serve` (Accept: application/vnd.apache.arrow.stream):
  *    the server's peak RSS, target < 400 MB.
+ * 4. (BENCH_ONLY=partitions, not part of the default run: 2,000,000 rows unless BENCH_ROWS says otherwise) Distributed
+ *    materialisation: the same view materialised by one `larder serve` on its own (no partitions, the single-process
+ *    figure), then with 1, 2 and 4 partitions over 1 and 2 `larder worker` processes (a server with
+ *    LARDER_WORKER_CONCURRENCY=0 hands the job to the queue; each worker runs one partition at a time): rows/s, speed-up
+ *    and per-core efficiency against the single process, peak RSS of every process. Beside it, what Postgres alone
+ *    spends reading the slices (each slice's window query, counted by a bare client) and the job statistics query.
  *
  * Uses its own database (created and dropped) and Redis prefix (deleted). Env: BENCH_PG_ADMIN
  * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS,
- * BENCH_ONLY=materialize|historical|arrow (one part), BENCH_ARROW_ROWS, BENCH_PIT_PLAN=lateral|set (force Larder's plan),
+ * BENCH_ONLY=materialize|historical|arrow|partitions (one part), BENCH_ARROW_ROWS, BENCH_PIT_PLAN=lateral|set (force Larder's plan),
  * BENCH_SETUP_ONLY / BENCH_KEEP_DB (make the data and keep it), BENCH_SERVER_NODE_FLAGS (node flags for the server,
  * e.g. "--cpu-prof"). One phase alone against a kept database: `tsx bench/offline.ts larder-mat|floor-mat DB PREFIX`,
  * `tsx bench/offline.ts hand-hist DB [index|noindex]`, `tsx bench/offline.ts larder-hist DB [service|http]`.
@@ -34,9 +40,24 @@ import { pipeline } from "node:stream/promises";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { clearPrefix } from "../test/support/redis.ts";
-import { PG_ADMIN as ADMIN, freePort, LARDER_BIN, log, REDIS_URL, ROOT } from "./support.ts";
+import {
+  PG_ADMIN as ADMIN,
+  cpuSeconds,
+  freePort,
+  LARDER_BIN,
+  log,
+  machineBusySeconds,
+  markdownTable,
+  procMb,
+  REDIS_URL,
+  ROOT,
+  redisCpuSeconds,
+  startLarderWorker,
+} from "./support.ts";
 
-const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const ONLY = process.env.BENCH_ONLY; // materialize | historical | arrow | partitions: one part alone
+// the partitions part alone materialises 2M rows (its own default); the whole bench keeps its 1M
+const ROWS = Number(process.env.BENCH_ROWS ?? (ONLY === "partitions" ? 2_000_000 : 1_000_000));
 const HIST_ENTITIES = 100_000;
 const HIST_ROWS_PER_ENTITY = Math.max(1, Math.round(ROWS / HIST_ENTITIES));
 const ENTITY_ROWS = 100_000;
@@ -124,13 +145,6 @@ async function openBench(dbUrl: string) {
   return { database, registry, logger, snap };
 }
 
-/** Reads a /proc/<pid>/status field in MB (VmRSS: now; VmHWM: the peak so far). */
-function procMb(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
-  if (!m) throw new Error(`no ${field} for process ${pid}`);
-  return Number(m[1]) / 1024;
-}
-
 /** `larder serve` in its own process against the bench database, started and healthy. */
 async function startServer(dbUrl: string, prefix: string, extraEnv: Record<string, string> = {}) {
   const port = await freePort();
@@ -181,10 +195,11 @@ async function startServer(dbUrl: string, prefix: string, extraEnv: Record<strin
  * Larder as deployed: `larder serve` in its own process, materialising through `POST …/materialize` (synchronous:
  * the answer comes when the job has ended). Peak memory is the server's VmHWM, read before it is stopped.
  */
-async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<PhaseResult> {
+async function larderServerMaterialize(dbUrl: string, prefix: string, redis?: Redis): Promise<PhaseResult> {
   const { child, base, stop } = await startServer(dbUrl, prefix);
   try {
     const idleRssMb = procMb(child.pid!, "VmRSS");
+    const cpu = redis && (await cpuSample(redis, [child.pid!]));
     const t0 = performance.now();
     const res = await fetch(`${base}/v1/projects/${PROJECT}/materialize`, {
       method: "POST",
@@ -195,12 +210,18 @@ async function larderServerMaterialize(dbUrl: string, prefix: string): Promise<P
       jobs: { status: string; rows_written: number; rows_read: number; error: string }[];
     };
     const ms = performance.now() - t0;
+    const used = cpu && (await cpu.since());
     const maxRssMb = procMb(child.pid!, "VmHWM");
     const job = body.jobs?.[0];
     if (res.status !== 200 || job?.status !== "succeeded")
       throw new Error(`materialisation failed: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
     await checkOnline(base, dbUrl);
-    return { ms, rows: job.rows_written, maxRssMb, extra: { rows_read: job.rows_read, idle_rss_mb: idleRssMb } };
+    return {
+      ms,
+      rows: job.rows_written,
+      maxRssMb,
+      extra: { rows_read: job.rows_read, idle_rss_mb: idleRssMb, ...(used ? { cpu: JSON.stringify(used) } : {}) },
+    };
   } finally {
     await stop();
   }
@@ -432,7 +453,7 @@ function runPhase(args: string[]): Promise<PhaseResult> {
 }
 
 /** Deletes every key under the prefix; answers how many there were. */
-async function setup(dbUrl: string) {
+async function setup(dbUrl: string, opts: { historical: boolean } = { historical: true }) {
   const { connectPostgres } = await import("../src/db/client.ts");
   const { RegistryService } = await import("../src/registry/service.ts");
   const { createIntrospector } = await import("../src/offline/introspect.ts");
@@ -447,7 +468,7 @@ async function setup(dbUrl: string) {
       random(), random(), random(), random(), (random() * 1e9)::bigint, (random() * 1e6)::bigint, g,
       random() * 1000, random(), 'category_' || (g % 97)
     FROM generate_series(1, ${ROWS}) g`);
-  for (const t of ["hist_1", "hist_2", "hist_3"]) {
+  for (const t of opts.historical ? ["hist_1", "hist_2", "hist_3"] : []) {
     await c.query(
       `CREATE TABLE public.${t} (entity_id bigint, ts timestamptz, created timestamptz, a real, b bigint, c double precision)`,
     );
@@ -462,7 +483,7 @@ async function setup(dbUrl: string) {
   await c.query("ANALYZE");
   await c.end();
   log(
-    `data: ${ROWS.toLocaleString()} rows to materialise, 3 × ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows to join (${((performance.now() - t0) / 1000).toFixed(1)}s)`,
+    `data: ${ROWS.toLocaleString()} rows to materialise${opts.historical ? `, 3 × ${(HIST_ENTITIES * HIST_ROWS_PER_ENTITY).toLocaleString()} rows to join` : ""} (${((performance.now() - t0) / 1000).toFixed(1)}s)`,
   );
 
   const database = connectPostgres(dbUrl);
@@ -492,7 +513,7 @@ async function setup(dbUrl: string) {
   });
   await registry.apply(PROJECT, {
     entities: [{ name: "driver", join_key: "entity_id", value_type: "int64" }],
-    data_sources: [src("bench_mat"), src("hist_1"), src("hist_2"), src("hist_3")],
+    data_sources: [src("bench_mat"), ...(opts.historical ? [src("hist_1"), src("hist_2"), src("hist_3")] : [])],
     feature_views: [
       {
         name: "mat",
@@ -501,9 +522,7 @@ async function setup(dbUrl: string) {
         ttl: 0,
         schema: FEATURES.map(([n, , d]) => ({ name: n, dtype: d })),
       },
-      hist("h1", "hist_1", "1d"),
-      hist("h2", "hist_2", "7d"),
-      hist("h3", "hist_3", 0),
+      ...(opts.historical ? [hist("h1", "hist_1", "1d"), hist("h2", "hist_2", "7d"), hist("h3", "hist_3", 0)] : []),
     ],
   });
   await database.close();
@@ -589,6 +608,196 @@ async function benchHistorical(dbUrl: string): Promise<string[]> {
   return lines;
 }
 
+const CORES = 2;
+
+interface CpuUse {
+  larder: number;
+  redis: number;
+  /** The machine's busy time less Larder's processes and Redis: Postgres, mostly (and this bench's polling). */
+  rest: number;
+}
+
+/** CPU seconds from now on: Larder's processes (`pids`), Redis, and the rest of the machine. */
+async function cpuSample(redis: Redis, pids: number[]) {
+  const ours = () => pids.reduce((n, p) => n + cpuSeconds(p), 0);
+  const [m0, r0, o0] = [machineBusySeconds(), await redisCpuSeconds(redis), ours()];
+  return {
+    async since(): Promise<CpuUse> {
+      const [m, r, o] = [machineBusySeconds(), await redisCpuSeconds(redis), ours()];
+      return { larder: o - o0, redis: r - r0, rest: m - m0 - (o - o0) - (r - r0) };
+    },
+  };
+}
+
+/** One distributed run: a serve-only server, `workers` worker processes, one job of `partitions` partitions. */
+async function distributedMaterialize(
+  dbUrl: string,
+  prefix: string,
+  workers: number,
+  partitions: number,
+  redis: Redis,
+) {
+  const env = {
+    DATABASE_URL: dbUrl,
+    REDIS_URL,
+    LARDER_REDIS_PREFIX: prefix,
+    LARDER_PROJECT: PROJECT,
+    LARDER_WORKER_CONCURRENCY: "1",
+  };
+  const server = await startServer(dbUrl, prefix, { LARDER_WORKER_CONCURRENCY: "0" });
+  const started = await Promise.allSettled(Array.from({ length: workers }, () => startLarderWorker(env, 120_000)));
+  const ws = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  try {
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const cpu = await cpuSample(redis, [server.child.pid!, ...ws.map((w) => w.pid)]);
+    const t0 = performance.now();
+    const res = await fetch(`${server.base}/v1/projects/${PROJECT}/materialize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ start_ts: WINDOW.start, end_ts: WINDOW.end, feature_views: ["mat"], partitions }),
+    });
+    const body = (await res.json()) as {
+      jobs: { status: string; rows_read: number; rows_written: number; partitions: { worker: string | null }[] }[];
+    };
+    const ms = performance.now() - t0;
+    const used = await cpu.since();
+    const job = body.jobs?.[0];
+    if (res.status !== 200 || job?.status !== "succeeded")
+      throw new Error(`distributed materialisation failed: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+    const workerRss = ws.map((w) => procMb(w.pid, "VmHWM"));
+    const ranBy = ws.map((w) => job.partitions.filter((p) => p.worker?.endsWith(`:${w.pid}`)).length);
+    await checkOnline(server.base, dbUrl);
+    return { ms, rows: job.rows_written, serverRss: procMb(server.child.pid!, "VmHWM"), workerRss, ranBy, used };
+  } finally {
+    await Promise.all([server.stop(), ...ws.map((w) => w.stop())]);
+  }
+}
+
+/** What Postgres alone spends on each slice's window query (run one after the other by a bare client), per count. */
+async function sliceReads(dbUrl: string, counts: number[]) {
+  const { windowQuery } = await import("../src/offline/materialize.ts");
+  const { snap, database } = await openBench(dbUrl);
+  await database.close();
+  const view = snap.views.get("mat")!;
+  const c = new pg.Client({ connectionString: dbUrl });
+  await c.connect();
+  try {
+    const startUs = Date.parse(WINDOW.start) * 1000;
+    const endUs = Date.parse(WINDOW.end) * 1000;
+    const out: { count: number; totalMs: number; maxMs: number }[] = [];
+    for (const count of counts) {
+      let totalMs = 0;
+      let maxMs = 0;
+      for (let index = 0; index < count; index++) {
+        const t0 = performance.now();
+        await c.query(`SELECT count(*) FROM (${windowQuery(view, startUs, endUs, { index, count })}) AS w`);
+        const ms = performance.now() - t0;
+        totalMs += ms;
+        maxMs = Math.max(maxMs, ms);
+      }
+      out.push({ count, totalMs, maxMs });
+    }
+    return out;
+  } finally {
+    await c.end();
+  }
+}
+
+/** The job statistics query alone (what the process running partition 0 runs beside its slice): seconds. */
+async function statsQuerySeconds(dbUrl: string): Promise<number> {
+  const { jobStats } = await import("../src/offline/materialize.ts");
+  const { snap, database } = await openBench(dbUrl);
+  try {
+    const view = snap.views.get("mat")!;
+    const t0 = performance.now();
+    await jobStats(database.db, {
+      view,
+      startUs: Date.parse(WINDOW.start) * 1000,
+      endUs: Date.parse(WINDOW.end) * 1000,
+    });
+    return (performance.now() - t0) / 1000;
+  } finally {
+    await database.close();
+  }
+}
+
+async function benchPartitions(dbUrl: string, prefix: string, redis: Redis): Promise<string[]> {
+  const rate = (r: { ms: number; rows: number }) => (r.rows / r.ms) * 1000;
+  log("partitions: single process (larder serve, no partitions)");
+  const single = await larderServerMaterialize(dbUrl, `${prefix}s:`, redis);
+  const cpuCell = (u: CpuUse) => `${u.larder.toFixed(0)} / ${u.redis.toFixed(0)} / ${u.rest.toFixed(0)}`;
+  const sk = await clearPrefix(redis, `${prefix}s:`);
+  if (sk !== ROWS) throw new Error(`single-process run wrote ${sk} keys, not ${ROWS}`);
+  const rows: string[][] = [
+    [
+      "1 process: larder serve, no partitions",
+      "1",
+      Math.round(rate(single)).toLocaleString(),
+      (single.ms / 1000).toFixed(1),
+      "1.00×",
+      "1.00",
+      cpuCell(JSON.parse(String(single.extra!.cpu)) as CpuUse),
+      `${single.maxRssMb.toFixed(0)} (serve)`,
+    ],
+  ];
+  for (const workers of [1, 2])
+    for (const partitions of [1, 2, 4]) {
+      const p = `${prefix}w${workers}p${partitions}:`;
+      log(`partitions: ${partitions} over ${workers} worker(s)`);
+      const r = await distributedMaterialize(dbUrl, p, workers, partitions, redis);
+      const keys = await clearPrefix(redis, p);
+      if (keys !== ROWS)
+        throw new Error(`${partitions} partitions over ${workers} workers wrote ${keys} keys, not ${ROWS}`);
+      const speedup = rate(r) / rate(single);
+      // the processes that could work at once: no more than the workers, the partitions, or the machine's cores
+      const used = Math.min(workers, partitions, CORES);
+      rows.push([
+        `${workers} worker${workers > 1 ? "s" : ""}, ${partitions} partition${partitions > 1 ? "s" : ""}`,
+        String(used),
+        Math.round(rate(r)).toLocaleString(),
+        (r.ms / 1000).toFixed(1),
+        `${speedup.toFixed(2)}×`,
+        (speedup / used).toFixed(2),
+        cpuCell(r.used),
+        `${r.workerRss.map((m, i) => `${m.toFixed(0)} (${r.ranBy[i]} part.)`).join(", ")}; serve ${r.serverRss.toFixed(0)}`,
+      ]);
+    }
+  log("partitions: Postgres alone, each slice's window query");
+  const reads = await sliceReads(dbUrl, [1, 2, 4]);
+  const statsSeconds = await statsQuerySeconds(dbUrl);
+  const one = reads[0]!.totalMs;
+  return [
+    "",
+    `Distributed materialisation: ${ROWS.toLocaleString()} rows × ${FEATURES.length} features, one window, into Redis (${CORES} cores)`,
+    ...markdownTable(
+      [
+        "run",
+        "processes at once",
+        "rows/s",
+        "seconds",
+        "speed-up",
+        "per-core efficiency",
+        "CPU s: larder / redis / postgres+rest",
+        "peak RSS MB (per worker: partitions run)",
+      ],
+      rows,
+    ),
+    "",
+    "Postgres alone: every slice's window query, one after the other (each scans the whole source, keeps its slice)",
+    ...markdownTable(
+      ["partitions", "all slices s", "slowest slice s", "all slices / one query"],
+      reads.map((r) => [
+        String(r.count),
+        (r.totalMs / 1000).toFixed(1),
+        (r.maxMs / 1000).toFixed(1),
+        `${(r.totalMs / one).toFixed(2)}×`,
+      ]),
+    ),
+    `job statistics query alone (once per job, by the process running partition 0, beside its slice): ${statsSeconds.toFixed(1)} s`,
+  ];
+}
+
 async function main() {
   const tag = randomBytes(4).toString("hex");
   const dbName = `larder_bench_offline_${tag}`;
@@ -600,13 +809,14 @@ async function main() {
   const redis = new Redis(REDIS_URL);
   const started = performance.now();
   try {
-    await setup(dbUrl);
+    const only = ONLY;
+    await setup(dbUrl, { historical: !only || only === "historical" });
     if (process.env.BENCH_SETUP_ONLY) return;
-    const only = process.env.BENCH_ONLY; // materialize | historical | arrow: one part alone
     const lines: string[] = [];
     if (!only || only === "materialize") lines.push(...(await benchMaterialize(dbUrl, prefix, redis)));
     if (!only || only === "historical") lines.push(...(await benchHistorical(dbUrl)));
     if (!only || only === "arrow") lines.push(...(await benchArrow(dbUrl, prefix)));
+    if (only === "partitions") lines.push(...(await benchPartitions(dbUrl, prefix, redis)));
     lines.push("", `total ${((performance.now() - started) / 1000).toFixed(0)}s`);
     console.log(lines.join("\n"));
   } finally {

@@ -233,6 +233,83 @@ export async function startLarder(
   };
 }
 
+export interface LarderWorker {
+  child: ChildProcess;
+  pid: number;
+  tail(lines?: number): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** Starts `larder worker` (node bin/larder.js) with `env` and waits until it says it takes work from the queue. */
+export async function startLarderWorker(env: Record<string, string>, timeoutMs = 60_000): Promise<LarderWorker> {
+  const child = spawn(process.execPath, [LARDER_BIN, "worker"], {
+    cwd: ROOT,
+    env: cleanEnv({ LARDER_LOG_LEVEL: "info", ...env }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  let partial = "";
+  let ready = false;
+  const onData = (d: Buffer) => {
+    const parts = (partial + d.toString()).split("\n");
+    partial = parts.pop()!;
+    for (const line of parts) {
+      if (line.includes("taking materialisation work")) ready = true;
+      lines.push(line);
+      if (lines.length > 200) lines.shift();
+    }
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const stop = async (graceMs = 15_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  onCleanup(`larder worker (pid ${child.pid})`, () => stop().then(() => {}));
+  const deadline = Date.now() + timeoutMs;
+  while (!ready) {
+    if (child.exitCode !== null) throw new Error(`larder worker exited (${child.exitCode}):\n${lines.join("\n")}`);
+    if (Date.now() > deadline) throw new Error(`larder worker not ready after ${timeoutMs} ms:\n${lines.join("\n")}`);
+    await sleep(100);
+  }
+  return { child, pid: child.pid!, tail: (n = 40) => lines.slice(-n).join("\n"), stop };
+}
+
+/** A /proc/<pid>/status field in MB (Linux): VmRSS, the resident set now; VmHWM, its peak so far. */
+export function procMb(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
+  if (!m) throw new Error(`no ${field} for process ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+/** CPU seconds a process has used so far (user + system; Linux: /proc/<pid>/stat, in clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // the fields after the command name (which may hold spaces), from field 3 on
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds the whole machine has been busy (every core; Linux: /proc/stat, not idle or iowait). */
+export function machineBusySeconds(): number {
+  const [, ...ticks] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const t = ticks.map(Number);
+  return (t.reduce((a, b) => a + b, 0) - t[3]! - t[4]!) / 100;
+}
+
+/** CPU seconds the Redis server has used (INFO cpu: used_cpu_user + used_cpu_sys). */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const field = (k: string) => Number(new RegExp(`^${k}:([0-9.]+)`, "m").exec(info)?.[1] ?? 0);
+  return field("used_cpu_user") + field("used_cpu_sys");
+}
+
 /** Resident set size of a process, in bytes (Linux: VmRSS in /proc/<pid>/status). */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

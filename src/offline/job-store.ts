@@ -175,10 +175,10 @@ export interface PartitionEnd extends PartitionProgress {
   status: "succeeded" | "failed" | "queued";
   error?: string | undefined;
   /**
-   * Statistics of the whole job's rows, asked of the partition that ends a job successfully, inside the transaction
-   * that ends it (so the job is never seen succeeded without them); null when they could not be computed.
+   * Statistics of the whole job's rows (partition 0 computes them beside its slice), recorded on the job with the
+   * partition's success, so a succeeded job always has them; null when they could not be computed.
    */
-  stats?: ((tx: Tx) => Promise<RowStats | null>) | undefined;
+  stats?: RowStats | null | undefined;
 }
 
 /** What ending a partition did: nothing (it was no longer this worker's), or also ended its job. */
@@ -450,6 +450,8 @@ export class JobStore {
         )
         .returning({ index: parts.index });
       if (updated.length === 0) return { applied: false };
+      if (end.status === "succeeded" && end.stats !== undefined)
+        await tx.update(jobs).set({ stats: end.stats }).where(eq(jobs.id, jobId));
       if (!done) return { applied: true };
       const all = await tx.select(PARTITION_FIELDS).from(parts).where(eq(parts.jobId, jobId)).orderBy(parts.index);
       const partitions = all.map(toPartition);
@@ -465,9 +467,6 @@ export class JobStore {
           ? `partition ${failed.index}: ${failed.error}`
           : failed.error
         : null;
-      // in a savepoint: statistics that cannot be computed (a column Postgres cannot average…) leave the job as it is
-      const stats =
-        status === "succeeded" && end.stats ? await tx.transaction((sp) => end.stats!(sp)).catch(() => null) : null;
       const [row] = await tx
         .update(jobs)
         .set({
@@ -475,7 +474,6 @@ export class JobStore {
           rowsRead: partitions.reduce((n, p) => n + p.rows_read, 0),
           rowsWritten: partitions.reduce((n, p) => n + p.rows_written, 0),
           rowsRejected: partitions.reduce((n, p) => n + p.rows_rejected, 0),
-          stats,
           lateRows: partitions.reduce((n, p) => n + p.late_rows, 0),
           durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
           finishedAt: sql`now()`,
