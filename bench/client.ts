@@ -7,10 +7,12 @@
  * callers in this process send lookups in a closed loop (each sends its next when its last is answered), either
  * - raw: `fetch` with a hand-made JSON body, `await res.json()`;
  * - client: `client.getOnlineFeatures(...)` (request id, time budget, retry bookkeeping, LarderError mapping), and
- *   `rows()` on the answer in both modes so that both hand the caller the same thing.
+ *   `rows()` on the answer in both modes so that both hand the caller the same thing;
+ * - timed, for reference only: raw fetch plus what any caller needs for a time budget that frees the socket (an
+ *   AbortController's signal and a timer), to show how much of the client's cost that is.
  * Both go through the same fetch (the global one; the client is given no other), so through one keep-alive pool with
  * the same sockets: neither mode pays for connections the other has warmed. After a warm-up of each, rounds of
- * BENCH_SECONDS alternate between the two (raw, client, client, raw, …: BENCH_ROUNDS each), so load from elsewhere on
+ * BENCH_SECONDS alternate (raw, client, timed, then timed, client, raw, …: BENCH_ROUNDS each), so load from elsewhere on
  * a shared machine, and the garbage one round leaves to the next, land on both alike. What is judged is the median of
  * the round pairs' ratios (each client round against the raw round next to it), which one stall of the machine
  * cannot swing; the pooled ratio stands beside it. Target: the client's throughput is within 5% of raw fetch's. Beside
@@ -157,6 +159,24 @@ async function main(): Promise<number> {
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
       return new OnlineFeatures((await res.json()) as OnlineFeaturesBody).rows().length;
     };
+    // raw fetch with what any caller needs for a time budget that frees the socket (an AbortSignal and a timer): for
+    // reference only, to show how much of the client's cost is that (fetch's own handling of a signal included)
+    const timed: Call = async (i) => {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 10_000);
+      try {
+        const res = await fetch(url, {
+          method: "POST",
+          headers,
+          body: JSON.stringify(list[i % list.length]),
+          signal: controller.signal,
+        });
+        if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+        return new OnlineFeatures((await res.json()) as OnlineFeaturesBody).rows().length;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     const viaClient: Call = async (i) => (await client.getOnlineFeatures(list[i % list.length]!)).rows().length;
     const expected = JSON.stringify((await client.getOnlineFeatures(list[0]!)).rows());
     const got = new OnlineFeatures(
@@ -168,21 +188,20 @@ async function main(): Promise<number> {
       throw new Error(`${s.name}: the client and raw fetch answer differently`);
 
     log(`${s.name}: warming up…`);
-    await closedLoop(raw, 1);
-    await closedLoop(viaClient, 1);
-    await closedLoop(raw, 1);
-    await closedLoop(viaClient, 1);
+    for (const call of [raw, viaClient, timed, raw, viaClient, timed]) await closedLoop(call, 1);
     const acc = {
       raw: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
       client: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
+      timed: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
     };
-    const pairs = { rps: [] as number[], cpu: [] as number[] };
+    const pairs = { rps: [] as number[], cpu: [] as number[], timedRps: [] as number[], timedCpu: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       log(`${s.name}: round ${r + 1}/${ROUNDS}…`);
-      const order = r % 2 === 0 ? (["raw", "client"] as const) : (["client", "raw"] as const);
-      const round = { raw: { rps: 0, cpu: 0 }, client: { rps: 0, cpu: 0 } };
+      // the client always between the two others, each of them before it every other round
+      const order = r % 2 === 0 ? (["raw", "client", "timed"] as const) : (["timed", "client", "raw"] as const);
+      const round = { raw: { rps: 0, cpu: 0 }, client: { rps: 0, cpu: 0 }, timed: { rps: 0, cpu: 0 } };
       for (const mode of order) {
-        const m = await closedLoop(mode === "raw" ? raw : viaClient, SECONDS);
+        const m = await closedLoop(mode === "raw" ? raw : mode === "client" ? viaClient : timed, SECONDS);
         const a = acc[mode];
         a.calls += m.calls;
         a.seconds += m.seconds;
@@ -193,6 +212,8 @@ async function main(): Promise<number> {
       }
       pairs.rps.push(round.client.rps / round.raw.rps);
       pairs.cpu.push(round.client.cpu / round.raw.cpu);
+      pairs.timedRps.push(round.client.rps / round.timed.rps);
+      pairs.timedCpu.push(round.client.cpu / round.timed.cpu);
     }
     const rps = (m: typeof acc.raw) => m.calls / m.seconds;
     const pooled = rps(acc.client) / rps(acc.raw);
@@ -221,6 +242,9 @@ async function main(): Promise<number> {
     verdicts.push(
       `${ok ? "PASS" : "FAIL"}  ${s.name}: the client's throughput is ${ratio.toFixed(3)}× raw fetch's, median of ${ROUNDS} ` +
         `round pairs (pooled ${pooled.toFixed(3)}×; target ≥ ${TARGET}: adds < 5%); caller CPU per call ${cpuRatio.toFixed(3)}× raw's`,
+      `INFO  ${s.name}: against raw fetch with an abort signal and a timer (${rps(acc.timed).toFixed(0)} req/s, ` +
+        `${cpuPerCall(acc.timed).toFixed(0)} µs CPU/call, ${acc.timed.errors} errors): the client's throughput ` +
+        `${median(pairs.timedRps).toFixed(3)}×, its CPU per call ${median(pairs.timedCpu).toFixed(3)}× (medians of pairs)`,
     );
   }
   const head = [
