@@ -27,7 +27,7 @@
  * (default postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_ROWS,
  * BENCH_ONLY=materialize|historical|arrow|partitions (one part), BENCH_ARROW_ROWS, BENCH_PIT_PLAN=lateral|set (force Larder's plan),
  * BENCH_SETUP_ONLY / BENCH_KEEP_DB (make the data and keep it), BENCH_SERVER_NODE_FLAGS (node flags for the server,
- * e.g. "--cpu-prof"). One phase alone against a kept database: `tsx bench/offline.ts larder-mat|floor-mat DB PREFIX`,
+ * e.g. "--cpu-prof", "--trace-gc"), BENCH_SERVER_STDOUT (a file for the server's stdout: its log, and --trace-gc's lines). One phase alone against a kept database: `tsx bench/offline.ts larder-mat|floor-mat DB PREFIX`,
  * `tsx bench/offline.ts hand-hist DB [index|noindex]`, `tsx bench/offline.ts larder-hist DB [service|http]`.
  */
 import { spawn } from "node:child_process";
@@ -165,8 +165,9 @@ async function startServer(dbUrl: string, prefix: string, extraEnv: Record<strin
   const child = spawn(process.execPath, [...nodeFlags, LARDER_BIN, "serve"], {
     cwd: ROOT,
     env,
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", process.env.BENCH_SERVER_STDOUT ? "pipe" : "ignore", "inherit"],
   });
+  if (process.env.BENCH_SERVER_STDOUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_SERVER_STDOUT));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const base = `http://127.0.0.1:${port}`;
   const stop = async () => {

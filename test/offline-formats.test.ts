@@ -182,6 +182,38 @@ describe("historical features as CSV, NDJSON and Arrow", () => {
     expect(table.schema.fields.map((f) => f.name)).toEqual(["id", "event_timestamp", "i64"]);
   });
 
+  it("more entity rows than one load chunk: the same rows, in order, as the JSON answer; a bad row past it is a 400", async () => {
+    const n = 12_001;
+    const entity_df = {
+      id: Array.from({ length: n }, (_, i) => (i % 4 === 3 ? null : 1 + (i % 4))),
+      event_timestamp: Array.from({ length: n }, (_, i) => (i % 2 ? "2024-01-02Z" : "2023-12-31Z")),
+    };
+    const ask = (accept: string, df: Record<string, unknown[]>) =>
+      t.app.request("/v1/projects/p/historical-features", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept },
+        body: JSON.stringify({ entity_df: df, features: ["v:i64", "v:s"] }),
+      });
+    const json = (await (await ask("application/json", entity_df)).json()) as { df: Record<string, unknown[]> };
+    const ndjson = await ask("application/x-ndjson", entity_df);
+    expect(ndjson.status).toBe(200);
+    const rows = (await ndjson.text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(rows).toHaveLength(n);
+    expect(rows.map((r) => r.i64)).toEqual(json.df.i64);
+    expect(rows.map((r) => r.s)).toEqual(json.df.s);
+    expect(rows.map((r) => r.id)).toEqual(entity_df.id);
+
+    const bad = { ...entity_df, event_timestamp: entity_df.event_timestamp.map((v, i) => (i === 11_000 ? "nope" : v)) };
+    const res = await ask("text/csv", bad);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /entity_df\.event_timestamp\[11000\]/,
+    );
+  });
+
   it("bad input is still a JSON 400 when a stream was asked for", async () => {
     const res = await t.app.request("/v1/projects/p/historical-features", {
       method: "POST",

@@ -147,6 +147,9 @@ export function registerOfflineRoutes(app: App, deps: AppDeps) {
     async (c) => {
       const { project } = c.req.valid("param");
       const body = c.req.valid("json");
+      // the body's text and its unchecked parse stay cached on the request until it ends: for a large entity_df
+      // (1M rows: ~35 MB of text, as much again parsed) they would be held through the whole join for nothing
+      c.req.bodyCache = {};
       const snap = await deps.snapshots.getExisting(project);
       const signal = requestSignal(c.req.raw);
       const format = streamFormat(c.req.header("accept"));
