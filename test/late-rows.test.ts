@@ -149,6 +149,32 @@ describe("late rows of a source with created timestamps", () => {
   });
 });
 
+describe("the watermark", () => {
+  it("a row created in the database's future does not move it: later late rows are still found", async () => {
+    await pgc.query(`CREATE TABLE public.late_f (driver_id bigint, ts timestamptz NOT NULL, cr timestamptz, x bigint)`);
+    const defs = structuredClone(DEFS);
+    defs.data_sources.push({
+      name: "f_src",
+      kind: "postgres",
+      table: "public.late_f",
+      timestamp_field: "ts",
+      created_timestamp_field: "cr",
+    });
+    defs.feature_views.push({ ...defs.feature_views[0]!, name: "by_future", source: "f_src" });
+    const applied = await t.call("POST", "/v1/projects/l/apply", defs);
+    expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+    // a writer whose clock runs far ahead stamped row 1; row 2 was written as usual
+    await pgc.query(`INSERT INTO public.late_f VALUES (1, $1, '2999-01-01Z', 1), (2, $1, $1, 2)`, [day("10:00")]);
+    expect(await incremental("by_future", "2024-01-01T12:00:00Z")).toMatchObject({ rows_read: 2 });
+    // late, created after row 2 but long before row 1's created time: found (the watermark is 10:00, not 2999)
+    await pgc.query(`INSERT INTO public.late_f VALUES (3, $1, $2, 3)`, [day("09:00"), day("12:30")]);
+    const job = await incremental("by_future", "2024-01-01T13:00:00Z");
+    // row 1 is read again while its created time is in the future (written again unchanged): 3 and 1 are late
+    expect(job).toMatchObject({ rows_read: 2, late_rows: 2 });
+    expect(await read("by_future", [1, 2, 3])).toEqual([1, 2, 3]);
+  });
+});
+
 describe("lookback on a source without created timestamps", () => {
   it("re-reads exactly `lookback` before each incremental run's start, nothing before it", async () => {
     await pgc.query(`INSERT INTO public.late_lb VALUES (1, $1, 1)`, [day("10:00")]);
