@@ -4,6 +4,8 @@ import { ErrorBody } from "../src/http/errors.ts";
 import { MaterializationJob } from "../src/offline/job.ts";
 import { rowsOf } from "../src/offline/sql.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
+import { runCli } from "./support/process.ts";
+import { TEST_REDIS_URL } from "./support/redis.ts";
 
 let t: TestContext;
 
@@ -245,4 +247,18 @@ describe("expectations in materialisation", () => {
     const metrics = await (await t.app.request("/metrics")).text();
     expect(metrics).toContain('larder_materialization_rows_rejected_total{project="qm",feature_view="mat"} 17');
   });
+
+  it("larder materialize prints the rejected rows under the job's line", async () => {
+    const r = await runCli(
+      ["materialize", new Date(now - 3 * HOUR).toISOString(), new Date(now).toISOString(), "-p", "qm"],
+      { DATABASE_URL: t.db.url, REDIS_URL: TEST_REDIS_URL, LARDER_REDIS_PREFIX: t.prefix },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✓ mat .*: 40 entities read, \d+ written/);
+    expect(r.stdout).toMatch(/17 rows rejected/);
+    const examples = r.stdout.split("\n").filter((l) => /^ {4}\{"driver_id":\d+\} /.test(l));
+    expect(examples).toHaveLength(5);
+    expect(examples[0]).toMatch(/\(expect\.(not_null|min|max|one_of|max_length)\)$/);
+    expect(r.stdout).toMatch(/… \(12 more\)/);
+  }, 120_000);
 });
