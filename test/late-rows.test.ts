@@ -173,6 +173,45 @@ describe("the watermark", () => {
     expect(job).toMatchObject({ rows_read: 2, late_rows: 2 });
     expect(await read("by_future", [1, 2, 3])).toEqual([1, 2, 3]);
   });
+  it("is taken when the job runs, not when it is asked for: a locked source holds no ?async=true answer", async () => {
+    await pgc.query(`CREATE TABLE public.late_k (driver_id bigint, ts timestamptz NOT NULL, cr timestamptz, x bigint)`);
+    await pgc.query(`INSERT INTO public.late_k VALUES (1, $1, $1, 1)`, [day("10:00")]);
+    const applied = await t.call("POST", "/v1/projects/lk/apply", {
+      entities: DEFS.entities,
+      data_sources: [{ ...DEFS.data_sources[0]!, name: "k_src", table: "public.late_k" }],
+      feature_views: [{ ...DEFS.feature_views[0]!, name: "by_locked", source: "k_src" }],
+    });
+    expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+    const holder = new pg.Client({ connectionString: t.db.url });
+    await holder.connect();
+    let id: string;
+    try {
+      await holder.query("BEGIN");
+      await holder.query("LOCK TABLE public.late_k IN ACCESS EXCLUSIVE MODE");
+      const asked = await Promise.race([
+        t.call("POST", "/v1/projects/lk/materialize-incremental?async=true", { end_ts: "2024-01-01T12:00:00Z" }),
+        new Promise<"held">((r) => setTimeout(() => r("held"), 10_000).unref()),
+      ]);
+      if (asked === "held") throw new Error("?async=true waited for the locked source");
+      expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+      id = Jobs.parse(asked.body).jobs[0]!.id;
+    } finally {
+      await holder.query("COMMIT");
+      await holder.end();
+    }
+    let job: MaterializationJob | undefined;
+    for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+      const res = await t.call("GET", `/v1/projects/lk/materialization-jobs/${id}`);
+      job = res.body as MaterializationJob;
+      if (!["queued", "running"].includes(job.status)) break;
+    }
+    expect(job).toMatchObject({ status: "succeeded", rows_read: 1 });
+    // the watermark (10:00) was recorded by the run: a row created after it is late for the next run
+    await pgc.query(`INSERT INTO public.late_k VALUES (2, $1, $2, 2)`, [day("09:00"), day("12:30")]);
+    const res = await t.call("POST", "/v1/projects/lk/materialize-incremental", { end_ts: "2024-01-01T13:00:00Z" });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(Jobs.parse(res.body).jobs[0]).toMatchObject({ status: "succeeded", rows_read: 1, late_rows: 1 });
+  });
 });
 
 describe("lookback on a source without created timestamps", () => {

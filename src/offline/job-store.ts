@@ -141,8 +141,6 @@ export interface NewJob {
   kind: JobKind;
   /** The window's start, or (incremental) how to find it, and the late rows, from the view's previous runs. */
   start: number | ((previous: PreviousRuns) => JobStart);
-  /** Recorded for the next incremental run (see `lastWatermark`). */
-  watermarkUs?: number | undefined;
   endUs: number;
   partitions: number;
   /** Run by whichever process takes its partitions from the queue (else by the process that starts it). */
@@ -261,7 +259,6 @@ export class JobStore {
               endTs: timestampOf(spec.endUs),
               lateSince: lateSinceUs === undefined ? null : timestampOf(lateSinceUs),
               lateFrom: lateFromUs === undefined ? null : timestampOf(lateFromUs),
-              watermark: spec.watermarkUs === undefined ? null : timestampOf(spec.watermarkUs),
               status: spec.queued ? "queued" : "running",
               owner,
               queued: spec.queued,
@@ -317,6 +314,14 @@ export class JobStore {
       )
       .limit(1);
     return row?.us === null || row?.us === undefined ? undefined : Number(row.us);
+  }
+
+  /** Records a watermark taken before a partition's read; the job keeps the lowest (see `watermark` in schema.ts). */
+  async lowerWatermark(jobId: string, us: number): Promise<void> {
+    await this.db
+      .update(jobs)
+      .set({ watermark: sql`LEAST(${jobs.watermark}, ${timestampOf(us)})` })
+      .where(eq(jobs.id, jobId));
   }
 
   async get(id: string, project?: string): Promise<MaterializationJob | undefined> {

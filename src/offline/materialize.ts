@@ -286,8 +286,6 @@ export class Materializer {
         endUs,
         partitions: opts.partitions ?? 1,
         queued: opts.queued ?? false,
-        // read before the job exists, so before any of its reads: see `watermark` in schema.ts
-        watermarkUs: await this.watermark(view),
         start:
           startUs ??
           ((prev: PreviousRuns): JobStart => {
@@ -441,6 +439,11 @@ export class Materializer {
         : undefined;
     let stats: RowStats | null | undefined;
     try {
+      // Taken by each run of each partition before its read, the job keeping the lowest: every row created up to the
+      // job's watermark was there for all of its reads. Not when the job is started: that would make a request wait
+      // for the source (a locked table would hold even an `?async=true` answer), before the job even exists.
+      const watermarkUs = await this.watermark(job.view);
+      if (watermarkUs !== undefined) await this.jobs.lowerWatermark(job.id, watermarkUs);
       if (readsAnything(job)) {
         const query = windowQuery(job.view, job.startUs, job.endUs, { index, count: job.partitions }, job);
         await db.transaction(async (tx) => {

@@ -42,8 +42,9 @@ export const materializationJobs = larder.table(
     /** Incremental runs of a source with `lookback`: rows from here to the window's start are read again. */
     lateFrom: timestamp("late_from", { withTimezone: true, precision: 6 }),
     /**
-     * The newest created timestamp in the source when the job was started, before any of its reads: every row created
-     * up to it was there for the job to see, so the next incremental run's late pass starts after it.
+     * The newest created timestamp in the source, taken by each run of each partition before its read, the lowest
+     * kept: every row created up to it was there for all of the job's reads, so the next incremental run's late pass
+     * starts after it.
      */
     watermark: timestamp("watermark", { withTimezone: true, precision: 6 }),
     durationMs: integer("duration_ms"),
