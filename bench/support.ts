@@ -197,15 +197,7 @@ export async function startLarder(
   };
   child.stdout!.on("data", onData);
   child.stderr!.on("data", onData);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const stop = async (graceMs = 15_000) => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    const code = await exited;
-    clearTimeout(timer);
-    return code;
-  };
+  const stop = stopperOf(child);
   onCleanup(`larder serve (pid ${child.pid})`, () => stop().then(() => {}));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
@@ -230,6 +222,19 @@ export async function startLarder(
     tail: (n = 40) => lines.slice(-n).join("\n"),
     problems: () => problems,
     stop,
+  };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (at once when it has already exited). */
+function stopperOf(child: ChildProcess): (graceMs?: number) => Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return async (graceMs = 15_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
   };
 }
 
@@ -262,15 +267,7 @@ export async function startLarderWorker(env: Record<string, string>, timeoutMs =
   };
   child.stdout!.on("data", onData);
   child.stderr!.on("data", onData);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const stop = async (graceMs = 15_000) => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    const code = await exited;
-    clearTimeout(timer);
-    return code;
-  };
+  const stop = stopperOf(child);
   onCleanup(`larder worker (pid ${child.pid})`, () => stop().then(() => {}));
   const deadline = Date.now() + timeoutMs;
   while (!ready) {

@@ -10,6 +10,7 @@ import { isFinal, type MaterializationJob } from "../src/offline/job.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
 import { type ServerProcess, startServerProcess, startWorkerProcess, type WorkerProcess } from "./support/process.ts";
 import { TEST_REDIS_URL } from "./support/redis.ts";
+import { serverApi } from "./support/server-api.ts";
 
 let t: TestContext;
 let pgc: pg.Client;
@@ -46,20 +47,7 @@ const DEFS = {
   ],
 };
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function job(id: string): Promise<MaterializationJob> {
-  const res = await api("GET", `/v1/projects/d/materialization-jobs/${id}`);
-  expect(res.status).toBe(200);
-  return Job.parse(res.body);
-}
+const { api, job } = serverApi(() => server.url, "d");
 
 async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

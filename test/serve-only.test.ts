@@ -10,6 +10,7 @@ import { isFinal, type MaterializationJob } from "../src/offline/job.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
 import { type ServerProcess, startServerProcess, startWorkerProcess, type WorkerProcess } from "./support/process.ts";
 import { TEST_REDIS_URL } from "./support/redis.ts";
+import { serverApi } from "./support/server-api.ts";
 
 let t: TestContext;
 let server: ServerProcess;
@@ -26,20 +27,7 @@ const DEFS = {
 };
 const WINDOW = { start_ts: "2024-01-01T00:00:00Z", end_ts: "2026-01-01T00:00:00Z" };
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function job(id: string): Promise<MaterializationJob> {
-  const res = await api("GET", `/v1/projects/so/materialization-jobs/${id}`);
-  expect(res.status).toBe(200);
-  return Job.parse(res.body);
-}
+const { api, job } = serverApi(() => server.url, "so");
 
 async function online(view: string, ids: number[]): Promise<unknown[]> {
   const res = await api("POST", "/v1/projects/so/online-features", {
