@@ -3,7 +3,7 @@ import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataDirBusyError, LOCK_FILE, lockDataDir } from "../src/embedded/lock.ts";
-import { openPglite } from "../src/embedded/pglite.ts";
+import { type EmbeddedStores, openEmbeddedStores } from "../src/embedded/stores.ts";
 import { SqlKv } from "../src/online/embedded-kv.ts";
 import type { OnlineKv, OnlineKvEntry } from "../src/online/kv.ts";
 import { RedisKv } from "../src/online/redis-kv.ts";
@@ -16,22 +16,21 @@ import { clearPrefix, newRedis, testPrefix } from "./support/redis.ts";
  */
 const dir = mkdtempSync(path.join(tmpdir(), "larder-kv-"));
 const prefix = testPrefix();
-let pglite: Awaited<ReturnType<typeof openPglite>>;
+let embedded: EmbeddedStores;
 let pgdb: TestDatabase;
 const redis = newRedis();
 const backends: Record<string, OnlineKv> = {};
 
 beforeAll(async () => {
-  pglite = await openPglite(dir, { command: "serve" });
-  await pglite.migrate();
+  embedded = await openEmbeddedStores(dir, { command: "serve", prefix, migrate: true });
   pgdb = await createTestDatabase();
-  backends.pglite = await SqlKv.open(pglite.db);
+  backends.pglite = await SqlKv.open(embedded.database.db);
   backends.postgres = await SqlKv.open(pgdb.database.db);
   backends.redis = new RedisKv(redis);
 }, 60_000);
 
 afterAll(async () => {
-  await pglite?.close();
+  await embedded?.close();
   await pgdb?.drop();
   await clearPrefix(redis, prefix);
   redis.disconnect();
@@ -133,8 +132,8 @@ describe.each(["pglite", "postgres", "redis"])("online kv backend: %s", (name) =
 
 describe("embedded data directory", () => {
   it("refuses a second opener of a directory in use, naming the holder, before touching the files", async () => {
-    pglite.lock!.setPort(6599);
-    const err = await openPglite(dir, { command: "apply" }).catch((e) => e);
+    embedded.lock.setPort(6599);
+    const err = await openEmbeddedStores(dir, { command: "apply", prefix, migrate: true }).catch((e) => e);
     expect(err).toBeInstanceOf(DataDirBusyError);
     expect(err.message).toContain(`the embedded store in ${dir} is in use by`);
     expect(err.message).toContain("http://localhost:6599");

@@ -1,8 +1,5 @@
-import { mkdirSync } from "node:fs";
-import path from "node:path";
 import { type Database, type Db, MIGRATION_CONFIG, type Schema } from "../db/client.ts";
 import * as schema from "../db/schema.ts";
-import { type DataDirLock, lockDataDir } from "./lock.ts";
 
 /** One PGlite database in `dir`, created on first use. Behind the same `Database` interface as Postgres. */
 export async function openPgliteAt(dir: string): Promise<Database> {
@@ -30,34 +27,4 @@ export async function openPgliteAt(dir: string): Promise<Database> {
     migrate: () => migrate(db as never, MIGRATION_CONFIG),
     close: () => client.close(),
   };
-}
-
-/**
- * The embedded registry and offline database of `dataDir` (`dataDir/pgdata`), with the directory's lock taken first, so
- * a second process gets a clear DataDirBusyError instead of corrupting the files; `command` names the holder in it.
- * Closing the database releases the lock.
- */
-export async function openPglite(
-  dataDir: string,
-  opts: { command?: string } = {},
-): Promise<Database & { lock: DataDirLock }> {
-  mkdirSync(dataDir, { recursive: true });
-  const lock = lockDataDir(dataDir, opts.command ?? "cli");
-  try {
-    const database = await openPgliteAt(path.join(dataDir, "pgdata"));
-    return {
-      ...database,
-      lock,
-      close: async () => {
-        try {
-          await database.close();
-        } finally {
-          lock.release();
-        }
-      },
-    };
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
 }
