@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { ConfigError, loadConfig } from "../config.ts";
 import { pgMessage, postgresFailure } from "../db/errors.ts";
 import { DomainError } from "../errors.ts";
-import { createLogger, flushed } from "../logger.ts";
+import { createLogger } from "../logger.ts";
 import { registerCodegenCommands } from "./codegen-commands.ts";
 import { CliError, HeldByServer, withServices } from "./context.ts";
 import { readDefinitionsFile } from "./definitions-file.ts";
@@ -14,6 +14,7 @@ import { registerKeysCommands } from "./keys-commands.ts";
 import { registerOfflineCommands } from "./offline-commands.ts";
 import { registerQualityCommands } from "./quality-commands.ts";
 import { forwardToServer, startCliEndpoint } from "./remote.ts";
+import { stopOnSignals } from "./stop-on-signals.ts";
 import { registerWorkerCommands } from "./worker-commands.ts";
 
 function packageVersion(): string {
@@ -47,32 +48,14 @@ export function buildCli(opts: { inProcess?: boolean } = {}): Command {
         ? await startCliEndpoint({ config, logger, services: server.services }, runInProcess)
         : undefined;
       if (endpoint) server.services.embedded?.lock.setCli({ url: endpoint.url, token: endpoint.token });
-      let stoppingSince = 0;
-      const shutdown = async (signal: string) => {
-        // A second signal while draining means "now" — but not the copy of the first that arrives at once: Ctrl-C under
-        // `npm start` reaches the server from the terminal and again from npm, which forwards it.
-        if (stoppingSince) {
-          if (Date.now() - stoppingSince > 1000) process.exit(1);
-          return;
-        }
-        stoppingSince = Date.now();
-        logger.info({ signal }, "stopping: no new connections; finishing in-flight requests and jobs' current batch");
-        try {
+      stopOnSignals(
+        logger,
+        "stopping: no new connections; finishing in-flight requests and jobs' current batch",
+        async () => {
           await endpoint?.close();
           await server.stop();
-          logger.info("stopped");
-          await flushed(logger);
-          process.exit(0);
-        } catch (e) {
-          logger.error({ err: (e as Error).message }, "error while stopping");
-          await flushed(logger);
-          process.exit(1);
-        }
-      };
-      process.on("SIGTERM", () => void shutdown("SIGTERM"));
-      process.on("SIGINT", () => void shutdown("SIGINT"));
-      // a closed terminal, or a supervisor's "stop": by default it would end the process at once, dropping the log tail
-      process.on("SIGHUP", () => void shutdown("SIGHUP"));
+        },
+      );
     });
 
   program

@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.ts";
-import { createLogger, flushed } from "../logger.ts";
+import { createLogger } from "../logger.ts";
 import { materializerFor, openServices, startBackground } from "../services.ts";
 import { CliError } from "./context.ts";
+import { stopOnSignals } from "./stop-on-signals.ts";
 
 export function registerWorkerCommands(program: Command): void {
   program
@@ -30,23 +31,9 @@ export function registerWorkerCommands(program: Command): void {
         "larder worker taking materialisation work from the queue",
       );
       logger.flush();
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) process.exit(1); // a second signal: now
-        stopping = true;
-        logger.info({ signal }, "stopping: running partitions go back to the queue after their current batch");
-        try {
-          await background.stop(config.LARDER_SHUTDOWN_TIMEOUT_MS);
-          await services.close();
-          logger.info("stopped");
-          await flushed(logger);
-          process.exit(0);
-        } catch (e) {
-          logger.error({ err: (e as Error).message }, "error while stopping");
-          await flushed(logger);
-          process.exit(1);
-        }
-      };
-      for (const s of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(s, () => void stop(s));
+      stopOnSignals(logger, "stopping: running partitions go back to the queue after their current batch", async () => {
+        await background.stop(config.LARDER_SHUTDOWN_TIMEOUT_MS);
+        await services.close();
+      });
     });
 }
