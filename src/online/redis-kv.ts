@@ -253,6 +253,10 @@ export class RedisKv implements OnlineKv {
  */
 const SLOT_MOVED = /non local key|do not hash to the same slot|CROSSSLOT|^MOVED |^ASK |TRYAGAIN/;
 
+/** What a cluster command past its deadline fails with (redis-errors.ts reads it as unavailable). */
+const deadlineError = (ms: number, what = "Command timed out") =>
+  new Error(`${what}: the cluster did not answer within ${ms} ms`);
+
 /**
  * OnlineKv over a Redis Cluster. The keys of a request (or of the lookups of one event-loop turn) are grouped by the
  * node that serves their slot, from ioredis' slot map, and each node gets one command, all nodes in parallel: a lookup
@@ -288,7 +292,7 @@ export class ClusterKv implements OnlineKv {
     if (!ms) return p;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: the cluster did not answer within ${ms} ms`)), ms);
+      timer = setTimeout(() => reject(deadlineError(ms, what)), ms);
     });
     return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
@@ -375,7 +379,7 @@ export class ClusterKv implements OnlineKv {
       }
       if (ms && left > 0)
         timer = setTimeout(() => {
-          const late = new Error(`Command timed out: the cluster did not answer within ${ms} ms`);
+          const late = deadlineError(ms);
           for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = late;
           left = 0;
           resolve(out);
