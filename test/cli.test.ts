@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,6 +66,38 @@ describe("the larder CLI", () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/project.*not "Bad Name!"/);
   });
+
+  it("applies a ttl past 32 bits of seconds, in Postgres and in the embedded store, and plans it back", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+    // a query source: the embedded store has none of the example's tables
+    const defs = {
+      entities: [{ name: "driver", join_key: "driver_id", value_type: "int64" }],
+      data_sources: [
+        {
+          name: "s",
+          kind: "postgres",
+          query: "select 1::bigint as driver_id, now() as ts, 1::real as x",
+          timestamp_field: "ts",
+        },
+      ],
+      feature_views: [
+        { name: "v", entities: ["driver"], source: "s", ttl: "36500d", schema: [{ name: "x", dtype: "float32" }] },
+      ],
+    }; // ttl 100 years: 3 153 600 000 s, past 2^31 - 1
+    const file = path.join(dir, "repo.json");
+    await writeFile(file, JSON.stringify(defs));
+    const longer = path.join(dir, "longer.json");
+    await writeFile(longer, JSON.stringify(defs).replace('"36500d"', '"36501d"'));
+    // embedded: no DATABASE_URL/REDIS_URL, a fresh data directory (a copy of the migrated template)
+    for (const env of [stores, { LARDER_DATA_DIR: path.join(dir, ".larder") }]) {
+      const apply = await runCli(["apply", "-f", file, "-p", "longttl"], env);
+      expect(apply.code, apply.stderr).toBe(0);
+      const plan = await runCli(["plan", "-f", longer, "-p", "longttl"], env);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toContain("ttl: 3153600000 → 3153686400");
+    }
+    await rm(dir, { recursive: true, force: true });
+  }, 60_000);
 
   it("reports errors in one clear line with a non-zero exit", async () => {
     const missing = await runCli(["plan", "-f", "no/such/file.yaml"], stores);

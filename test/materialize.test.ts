@@ -486,6 +486,20 @@ describe("jobs: failures, conflicts, the record", () => {
     expect(res.status).toBe(200);
   });
 
+  it("a job queued for longer than 32 bits of milliseconds (24.8 days) can still be cancelled, its duration kept", async () => {
+    const [job] = rowsOf<{ id: string }>(
+      await t.deps.db.execute(sql`
+        INSERT INTO larder.materialization_jobs (project, feature_view, kind, start_ts, end_ts, status, owner, queued, created_at)
+        VALUES ('m', 'a', 'window', now(), now(), 'queued', 'elsewhere', true, now() - interval '30 days')
+        RETURNING id::text AS id`),
+    );
+    const res = await t.call("DELETE", `/v1/projects/m/materialization-jobs/${job!.id}`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.status).toBe("cancelled");
+    expect(res.body.duration_ms).toBeGreaterThanOrEqual(30 * 86_400_000);
+    expect(res.body.duration_ms).toBeLessThan(31 * 86_400_000);
+  });
+
   it("?async=true answers 202 at once; the job ends in the record", async () => {
     const res = await t.call("POST", "/v1/projects/m/materialize?async=true", { ...WINDOW, feature_views: ["a"] });
     expect(res.status).toBe(202);

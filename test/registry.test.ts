@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyStore } from "../src/auth/keys.ts";
 import { Plan } from "../src/http/schemas.ts";
+import { MAX_TTL_SECONDS } from "../src/registry/definitions.ts";
 import { createTestContext, exampleDefinitions, type TestContext } from "./support/app.ts";
 
 let t: TestContext;
@@ -147,5 +148,49 @@ describe("project names", () => {
     const res = await t.call("POST", `/v1/projects/${encodeURIComponent("Bad Name!")}/apply`, defs);
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain("project must be an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+  });
+});
+
+describe("a ttl past what 32 bits of seconds hold (about 68 years)", () => {
+  const DAY = 86_400;
+  it("is applied, read back, planned unchanged, and bounds a lookup's age", async () => {
+    const defs = await exampleDefinitions();
+    // 100 years, and the longest ttl the definitions accept (MAX_TTL_SECONDS, about 285 years)
+    const views = defs.feature_views as { name: string; ttl: unknown }[];
+    const stats = views.find((v) => v.name === "driver_hourly_stats")!;
+    const fresh = views.find((v) => v.name === "driver_hourly_stats_fresh")!;
+    stats.ttl = "36500d";
+    fresh.ttl = MAX_TTL_SECONDS;
+    const applied = await t.call("POST", "/v1/projects/longttl/apply", defs);
+    expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+    const one = await t.call("GET", "/v1/projects/longttl/feature-views/driver_hourly_stats");
+    expect(one.body.spec.ttl).toBe(36_500 * DAY);
+    const list = await t.call("GET", "/v1/projects/longttl/feature-views");
+    const ttls = Object.fromEntries(
+      list.body.feature_views.map((v: { name: string; spec: { ttl: number } }) => [v.name, v.spec.ttl]),
+    );
+    expect(ttls).toMatchObject({ driver_hourly_stats: 36_500 * DAY, driver_hourly_stats_fresh: MAX_TTL_SECONDS });
+    const again = await t.call("POST", "/v1/projects/longttl/plan", defs);
+    expect(again.body.summary).toEqual({ create: 0, update: 0, delete: 0, unchanged: 10 });
+
+    // the ttl bounds the age a lookup serves: 99 years old is present, 101 years old is not
+    const yearsAgo = (y: number) => new Date(Date.now() - y * 365 * DAY * 1000).toISOString();
+    const write = await t.call("POST", "/v1/projects/longttl/write-to-online-store", {
+      feature_view_name: "driver_hourly_stats",
+      df: {
+        driver_id: [1, 2],
+        event_timestamp: [yearsAgo(99), yearsAgo(101)],
+        conv_rate: [0.5, 0.25],
+        acc_rate: [0.5, 0.5],
+        avg_daily_trips: [10, 20],
+      },
+    });
+    expect(write.status, JSON.stringify(write.body)).toBe(200);
+    const got = await t.call("POST", "/v1/projects/longttl/online-features", {
+      features: ["driver_hourly_stats:conv_rate"],
+      entities: { driver_id: [1, 2] },
+    });
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    expect(got.body.results[1]).toMatchObject({ values: [0.5, null], statuses: ["PRESENT", "OUTSIDE_MAX_AGE"] });
   });
 });

@@ -480,7 +480,7 @@ export class JobStore {
           rowsWritten: partitions.reduce((n, p) => n + p.rows_written, 0),
           rowsRejected: partitions.reduce((n, p) => n + p.rows_rejected, 0),
           lateRows: partitions.reduce((n, p) => n + p.late_rows, 0),
-          durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
+          durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::bigint`,
           finishedAt: sql`now()`,
           heartbeatAt: sql`now()`,
           error,
@@ -511,7 +511,7 @@ export class JobStore {
         .set({
           status: "cancelled",
           finishedAt: sql`now()`,
-          durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::integer`,
+          durationMs: sql`round(extract(epoch from now() - ${jobs.createdAt}) * 1000)::bigint`,
           error: "cancelled",
           rowsRead: sql`(SELECT coalesce(sum(${parts.rowsRead}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,
           rowsWritten: sql`(SELECT coalesce(sum(${parts.rowsWritten}), 0) FROM ${parts} WHERE ${parts.jobId} = ${id})`,

@@ -47,7 +47,8 @@ export const materializationJobs = larder.table(
      * starts after it.
      */
     watermark: timestamp("watermark", { withTimezone: true, precision: 6 }),
-    durationMs: integer("duration_ms"),
+    /** bigint: 32 bits of milliseconds end at 24.8 days, which a queued job left waiting (then cancelled) can pass. */
+    durationMs: bigint("duration_ms", { mode: "number" }),
     error: text("error"),
     /** Who started it: a server instance or a CLI process. */
     owner: text("owner"),

@@ -62,7 +62,8 @@ export const featureViews = larder.table(
     ...common(),
     entities: text("entities").array().notNull(),
     source: text("source").notNull(),
-    ttlSeconds: integer("ttl_seconds").notNull(),
+    /** bigint: a ttl may be up to MAX_TTL_SECONDS (about 285 years); 32 bits of seconds end at 68. */
+    ttlSeconds: bigint("ttl_seconds", { mode: "number" }).notNull(),
     online: boolean("online").notNull(),
     /** The typed schema, in order: `[{ name, dtype, description, tags }]`. */
     schema: jsonb("schema").$type<StoredField[]>().notNull(),

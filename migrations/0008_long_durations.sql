@@ -1,0 +1,2 @@
+ALTER TABLE "larder"."feature_views" ALTER COLUMN "ttl_seconds" SET DATA TYPE bigint;--> statement-breakpoint
+ALTER TABLE "larder"."materialization_jobs" ALTER COLUMN "duration_ms" SET DATA TYPE bigint;
