@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CONTENT_SECURITY_POLICY } from "../src/console/assets.ts";
 import { Materializer } from "../src/offline/materialize.ts";
@@ -9,6 +10,25 @@ beforeAll(async () => {
   t = await createTestContext({ applyExampleTo: "default" });
 }, 60_000);
 afterAll(async () => t?.close());
+
+/**
+ * A table's rows as heading → cell text: the table that starts where `start` matches, its rows that start with
+ * `rowStart` (default: a bare <tr>), its cells in order (nested tables are not expected in the rows picked).
+ */
+function table(html: string, start: RegExp, rowStart = "<tr>"): Record<string, string>[] {
+  const at = html.slice(html.search(start));
+  const heads = [.../<thead>(.*?)<\/thead>/s.exec(at)![1]!.matchAll(/<th[^>]*>(.*?)<\/th>/g)].map((m) => m[1]!);
+  const body = /<tbody>(.*?)<\/tbody>/s.exec(at)![1]!;
+  return body
+    .split(rowStart)
+    .slice(1)
+    .map((row) => {
+      const cells = [...row.split("</tr>")[0]!.matchAll(/<td[^>]*>(.*?)<\/td>/gs)].map((m) =>
+        m[1]!.replace(/<[^>]+>/g, ""),
+      );
+      return Object.fromEntries(heads.map((h, i) => [h, cells[i] ?? ""]));
+    });
+}
 
 const page = async (path: string) => {
   const res = await t.app.request(path);
@@ -88,6 +108,29 @@ describe("console pages without auth", () => {
     )?.[1];
     expect(rows?.match(/<tr>/g)?.length).toBe(3);
     expect(rows?.match(/badge s-succeeded/g)?.length).toBe(3);
+
+    // late and rejected rows, per job and per partition, each under its heading (distinct figures, so a column
+    // shifted or a field shown twice shows)
+    const id = started[0]!.id;
+    await t.deps.db.execute(sql`
+      UPDATE larder.materialization_partitions SET late_rows = 10 + index, rows_rejected = 20 + index
+      WHERE job_id = ${id}::uuid`);
+    await t.deps.db.execute(
+      sql`UPDATE larder.materialization_jobs SET late_rows = 1033, rows_rejected = 2063 WHERE id = ${id}::uuid`,
+    );
+    const html = (await page("/ui/p/default/jobs?view=customer_profile")).html;
+    const job = table(
+      html,
+      /<table>\s*<caption class="sr-only">Materialisation jobs<\/caption>/,
+      `<tr data-job="${id}">`,
+    );
+    expect(job[0]).toMatchObject({ "Late rows": "1,033", "Rows rejected": "2,063" });
+    const partitions = table(html, /<caption class="sr-only">Partitions of job [^<]*<\/caption>/);
+    expect(partitions.map((r) => [r.Partition, r["Late rows"], r["Rows rejected"]])).toEqual([
+      ["0", "10", "20"],
+      ["1", "11", "21"],
+      ["2", "12", "22"],
+    ]);
   });
 
   test("the assets are served with their types and cached by content hash", async () => {

@@ -1011,6 +1011,8 @@ export function JobsTable({ project, jobs }: { project: string; jobs: Materializ
               "Progress",
               "#Rows read",
               "#Rows written",
+              "#Late rows",
+              "#Rows rejected",
               "#Duration",
             ]}
           />
@@ -1052,14 +1054,27 @@ export function JobsTable({ project, jobs }: { project: string; jobs: Materializ
                     </td>
                     <td class="num">{j.rows_read.toLocaleString("en")}</td>
                     <td class="num">{j.rows_written.toLocaleString("en")}</td>
+                    <td class="num">{j.late_rows.toLocaleString("en")}</td>
+                    <td class="num">{j.rows_rejected.toLocaleString("en")}</td>
                     <td class="num">{j.duration_ms === null ? "—" : `${j.duration_ms} ms`}</td>
                   </tr>
                   {parts.length > 1 ? (
                     <tr>
-                      <td colspan={9}>
+                      <td colspan={11}>
                         <table>
                           <caption class="sr-only">Partitions of job {j.id}</caption>
-                          <Head cols={["#Partition", "Status", "#Rows read", "#Rows written", "Worker", "#Attempts"]} />
+                          <Head
+                            cols={[
+                              "#Partition",
+                              "Status",
+                              "#Rows read",
+                              "#Rows written",
+                              "#Late rows",
+                              "#Rows rejected",
+                              "Worker",
+                              "#Attempts",
+                            ]}
+                          />
                           <tbody>
                             {parts.map((x) => (
                               <tr>
@@ -1069,6 +1084,8 @@ export function JobsTable({ project, jobs }: { project: string; jobs: Materializ
                                 </td>
                                 <td class="num">{x.rows_read}</td>
                                 <td class="num">{x.rows_written}</td>
+                                <td class="num">{x.late_rows}</td>
+                                <td class="num">{x.rows_rejected}</td>
                                 <td>{x.worker ?? "—"}</td>
                                 <td class="num">{x.attempts ?? 0}</td>
                               </tr>
