@@ -1,26 +1,28 @@
 /**
  * `npm run bench:client` (and the last part of `npm run bench:online`): what the TypeScript client (@larder/client)
- * costs over raw fetch, on the same server in the same run.
+ * costs over raw fetch, and over its own transport, on the same server in the same run.
  *
  * One `larder serve` (production settings: API-key auth, log level info) with 10,000 entities × 5 views × 10 features
  * online. Two shapes, 1 entity × 10 features and 100 entities × 50 features; for each, BENCH_CONNECTIONS concurrent
- * callers in this process send lookups in a closed loop (each sends its next when its last is answered), either
- * - raw: `fetch` with a hand-made JSON body, `await res.json()`;
- * - client: `client.getOnlineFeatures(...)` (request id, time budget, retry bookkeeping, LarderError mapping), and
- *   `rows()` on the answer in both modes so that both hand the caller the same thing;
- * - timed, for reference only: raw fetch plus what any caller needs for a time budget that frees the socket (an
- *   AbortController's signal and a timer), to show how much of the client's cost that is.
- * Both go through the same fetch (the global one; the client is given no other), so through one keep-alive pool with
- * the same sockets: neither mode pays for connections the other has warmed. After a warm-up of each, rounds of
- * BENCH_SECONDS alternate (raw, client, timed, then timed, client, raw, …: BENCH_ROUNDS each), so load from elsewhere on
- * a shared machine, and the garbage one round leaves to the next, land on both alike. What is judged is the median of
- * the round pairs' ratios (each client round against the raw round next to it), which one stall of the machine
- * cannot swing; the pooled ratio stands beside it. Target: the client's throughput is within 5% of raw fetch's. Beside
- * it, the CPU time this process spends per call in each mode (fetch, JSON, the client's own work, rows()), also as the
- * median of the pairs' ratios: on a machine loaded by others the throughput ratio wanders, the CPU cost per call less.
+ * callers in this process send lookups in a closed loop (each sends its next when its last is answered), in four modes:
+ * - raw fetch: the global `fetch` with a hand-made JSON body, `await res.json()` — the issue's yardstick;
+ * - client: `client.getOnlineFeatures(...)` with the client's defaults (on Node: `node:http` with its keep-alive agent;
+ *   request id, time budget with a timer that frees the socket, retry bookkeeping, LarderError mapping);
+ * - raw node:http: `http.request` through a keep-alive agent with the client's settings, the body by hand,
+ *   `JSON.parse` of the text — the client's own transport with nothing of the client, so that its own cost shows;
+ * - timed, for reference: raw fetch plus what a time budget that frees the socket takes with fetch (an
+ *   AbortController's signal and a timer) — what the client would pay if it used fetch on Node.
+ * Every mode ends with `rows()` on the answer, so that all hand the caller the same thing. After a warm-up of each,
+ * rounds of BENCH_SECONDS alternate (raw fetch, client, raw node:http, timed, then the reverse: BENCH_ROUNDS each; the
+ * client always beside both raw modes), so load from elsewhere on a shared machine, and the garbage one round leaves to
+ * the next, land on all alike. What is judged is the median of the round pairs' ratios (each client round against the
+ * raw fetch round next to it), which one stall of the machine cannot swing; the pooled ratio stands beside it. Target:
+ * the client's throughput is within 5% of raw fetch's. Beside it, the CPU time this process spends per call in each
+ * mode, and the client against raw node:http, also as medians of pairs' ratios.
  *
  * Env: BENCH_PG_ADMIN, REDIS_URL, BENCH_SECONDS (default 2), BENCH_ROUNDS (default 10), BENCH_CONNECTIONS (default 16).
  */
+import http from "node:http";
 import { LarderClient, OnlineFeatures, type OnlineFeaturesBody } from "../clients/typescript/src/index.ts";
 import {
   benchTag,
@@ -150,6 +152,9 @@ async function main(): Promise<number> {
     accept: "application/json",
     authorization: `Bearer ${readKey}`,
   };
+  // the client's agent settings (clients/typescript/src/index.ts: keep-alive, 128 sockets, idle ones closed at 30 s)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 128, timeout: 30_000 });
+  const target = new URL(url);
   const rows: string[][] = [];
   const verdicts: string[] = [];
   for (const s of SHAPES) {
@@ -159,8 +164,34 @@ async function main(): Promise<number> {
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
       return new OnlineFeatures((await res.json()) as OnlineFeaturesBody).rows().length;
     };
-    // raw fetch with what any caller needs for a time budget that frees the socket (an AbortSignal and a timer): for
-    // reference only, to show how much of the client's cost is that (fetch's own handling of a signal included)
+    const rawNode: Call = (i) =>
+      new Promise((resolve, reject) => {
+        const body = Buffer.from(JSON.stringify(list[i % list.length]));
+        const req = http.request(
+          {
+            hostname: target.hostname,
+            port: target.port,
+            path: target.pathname,
+            method: "POST",
+            headers: { ...headers, "content-length": body.length },
+            agent,
+          },
+          (res) => {
+            res.setEncoding("utf8");
+            let text = "";
+            res.on("data", (chunk: string) => {
+              text += chunk;
+            });
+            res.on("end", () => {
+              if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text}`));
+              else resolve(new OnlineFeatures(JSON.parse(text) as OnlineFeaturesBody).rows().length);
+            });
+            res.on("error", reject);
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
     const timed: Call = async (i) => {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), 10_000);
@@ -178,6 +209,9 @@ async function main(): Promise<number> {
       }
     };
     const viaClient: Call = async (i) => (await client.getOnlineFeatures(list[i % list.length]!)).rows().length;
+    const calls = { raw, client: viaClient, node: rawNode, timed };
+    type Mode = keyof typeof calls;
+
     const expected = JSON.stringify((await client.getOnlineFeatures(list[0]!)).rows());
     const got = new OnlineFeatures(
       (await (
@@ -188,20 +222,27 @@ async function main(): Promise<number> {
       throw new Error(`${s.name}: the client and raw fetch answer differently`);
 
     log(`${s.name}: warming up…`);
-    for (const call of [raw, viaClient, timed, raw, viaClient, timed]) await closedLoop(call, 1);
-    const acc = {
-      raw: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
-      client: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
-      timed: { calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 },
+    for (let w = 0; w < 2; w++) for (const call of Object.values(calls)) await closedLoop(call, 1);
+    const empty = () => ({ calls: 0, seconds: 0, latencies: [] as number[], errors: 0, cpuMicros: 0 });
+    const acc: Record<Mode, ReturnType<typeof empty>> = {
+      raw: empty(),
+      client: empty(),
+      node: empty(),
+      timed: empty(),
     };
-    const pairs = { rps: [] as number[], cpu: [] as number[], timedRps: [] as number[], timedCpu: [] as number[] };
+    // per round: the client's throughput and CPU per call over each other mode's
+    const pairs = {
+      raw: { rps: [] as number[], cpu: [] as number[] },
+      node: { rps: [] as number[], cpu: [] as number[] },
+    };
+    const timedPairs = { rps: [] as number[], cpu: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       log(`${s.name}: round ${r + 1}/${ROUNDS}…`);
-      // the client always between the two others, each of them before it every other round
-      const order = r % 2 === 0 ? (["raw", "client", "timed"] as const) : (["timed", "client", "raw"] as const);
-      const round = { raw: { rps: 0, cpu: 0 }, client: { rps: 0, cpu: 0 }, timed: { rps: 0, cpu: 0 } };
+      // the client always between the two raw modes, each of them before it every other round
+      const order: Mode[] = r % 2 === 0 ? ["raw", "client", "node", "timed"] : ["timed", "node", "client", "raw"];
+      const round = {} as Record<Mode, { rps: number; cpu: number }>;
       for (const mode of order) {
-        const m = await closedLoop(mode === "raw" ? raw : mode === "client" ? viaClient : timed, SECONDS);
+        const m = await closedLoop(calls[mode], SECONDS);
         const a = acc[mode];
         a.calls += m.calls;
         a.seconds += m.seconds;
@@ -210,66 +251,74 @@ async function main(): Promise<number> {
         for (const x of m.latencies) a.latencies.push(x);
         round[mode] = { rps: m.calls / m.seconds, cpu: m.cpuMicros / Math.max(1, m.calls) };
       }
-      pairs.rps.push(round.client.rps / round.raw.rps);
-      pairs.cpu.push(round.client.cpu / round.raw.cpu);
-      pairs.timedRps.push(round.client.rps / round.timed.rps);
-      pairs.timedCpu.push(round.client.cpu / round.timed.cpu);
+      for (const other of ["raw", "node"] as const) {
+        pairs[other].rps.push(round.client.rps / round[other].rps);
+        pairs[other].cpu.push(round.client.cpu / round[other].cpu);
+      }
+      timedPairs.rps.push(round.client.rps / round.timed.rps);
+      timedPairs.cpu.push(round.client.cpu / round.timed.cpu);
     }
     const rps = (m: typeof acc.raw) => m.calls / m.seconds;
-    const pooled = rps(acc.client) / rps(acc.raw);
     const median = (xs: number[]) => quantile([...xs], 0.5);
-    const ratio = median(pairs.rps);
-    const cpuRatio = median(pairs.cpu);
-    const pct = (m: typeof acc.raw, q: number) => quantile(m.latencies, q).toFixed(2);
-    const cpuPerCall = (m: typeof acc.raw) => m.cpuMicros / Math.max(1, m.calls);
+    const pct = (m: typeof acc.raw) =>
+      `${quantile(m.latencies, 0.5).toFixed(2)} / ${quantile(m.latencies, 0.99).toFixed(2)}`;
+    const cpuPerCall = (m: typeof acc.raw) => (m.cpuMicros / Math.max(1, m.calls)).toFixed(0);
+    const ratio = median(pairs.raw.rps);
+    const pooled = rps(acc.client) / rps(acc.raw);
+    const nodeRatio = median(pairs.node.rps);
     rows.push([
       s.name,
       rps(acc.raw).toFixed(0),
+      rps(acc.node).toFixed(0),
       rps(acc.client).toFixed(0),
       `${ratio.toFixed(3)} (${pooled.toFixed(3)})`,
-      `${((1 - ratio) * 100).toFixed(1)}%`,
-      `${pct(acc.raw, 0.5)} / ${pct(acc.raw, 0.99)}`,
-      `${pct(acc.client, 0.5)} / ${pct(acc.client, 0.99)}`,
-      `${cpuPerCall(acc.raw).toFixed(0)} / ${cpuPerCall(acc.client).toFixed(0)} (${cpuRatio.toFixed(3)})`,
-      `${acc.raw.errors} / ${acc.client.errors}`,
+      `${nodeRatio.toFixed(3)} (${(rps(acc.client) / rps(acc.node)).toFixed(3)})`,
+      `${pct(acc.raw)}; ${pct(acc.node)}; ${pct(acc.client)}`,
+      `${cpuPerCall(acc.raw)} / ${cpuPerCall(acc.node)} / ${cpuPerCall(acc.client)} / ${cpuPerCall(acc.timed)}`,
+      `${acc.raw.errors} / ${acc.node.errors} / ${acc.client.errors} / ${acc.timed.errors}`,
     ]);
     if (process.env.BENCH_VERBOSE)
       log(
-        `${s.name}: pairs' throughput ratios ${pairs.rps.map((x) => x.toFixed(3)).join(" ")}; ` +
-          `CPU ratios ${pairs.cpu.map((x) => x.toFixed(3)).join(" ")}`,
+        `${s.name}: pairs' throughput ratios vs raw fetch ${pairs.raw.rps.map((x) => x.toFixed(3)).join(" ")}; ` +
+          `vs raw node:http ${pairs.node.rps.map((x) => x.toFixed(3)).join(" ")}`,
       );
     const ok = ratio >= TARGET && acc.client.errors === 0;
     verdicts.push(
       `${ok ? "PASS" : "FAIL"}  ${s.name}: the client's throughput is ${ratio.toFixed(3)}× raw fetch's, median of ${ROUNDS} ` +
-        `round pairs (pooled ${pooled.toFixed(3)}×; target ≥ ${TARGET}: adds < 5%); caller CPU per call ${cpuRatio.toFixed(3)}× raw's`,
-      `INFO  ${s.name}: against raw fetch with an abort signal and a timer (${rps(acc.timed).toFixed(0)} req/s, ` +
-        `${cpuPerCall(acc.timed).toFixed(0)} µs CPU/call, ${acc.timed.errors} errors): the client's throughput ` +
-        `${median(pairs.timedRps).toFixed(3)}×, its CPU per call ${median(pairs.timedCpu).toFixed(3)}× (medians of pairs)`,
+        `round pairs (pooled ${pooled.toFixed(3)}×; target ≥ ${TARGET}: adds < 5%); caller CPU per call ` +
+        `${median(pairs.raw.cpu).toFixed(3)}× raw fetch's`,
+      `INFO  ${s.name}: against its own transport, raw node:http keep-alive: the client's throughput ` +
+        `${nodeRatio.toFixed(3)}×, its CPU per call ${median(pairs.node.cpu).toFixed(3)}× (medians of pairs)`,
+      `INFO  ${s.name}: against raw fetch with an abort signal and a timer (${rps(acc.timed).toFixed(0)} req/s): the ` +
+        `client's throughput ${median(timedPairs.rps).toFixed(3)}×, its CPU per call ${median(timedPairs.cpu).toFixed(3)}×`,
     );
   }
+  client.close();
+  admin.close();
+  agent.destroy();
   const head = [
     "lookup",
     "raw fetch req/s",
+    "raw node:http req/s",
     "client req/s",
-    "ratio: median of pairs (pooled)",
-    "client overhead",
-    "raw p50/p99 ms",
-    "client p50/p99 ms",
-    "caller CPU µs/call raw / client (median pair ratio)",
-    "errors raw / client",
+    "client / raw fetch: median of pairs (pooled)",
+    "client / raw node:http",
+    "p50 / p99 ms: raw fetch; raw node:http; client",
+    "caller CPU µs/call: raw fetch / raw node:http / client / timed fetch",
+    "errors: raw fetch / node:http / client / timed",
   ];
   console.log(
     [
       "",
-      `TypeScript client vs raw fetch, same server (LARDER_AUTH=apikey, log level info), same process; node ${process.version}.`,
-      `${CONNECTIONS} concurrent callers in a closed loop, one fetch pool; ${ROUNDS} rounds × ${SECONDS}s per mode, alternating.`,
+      `TypeScript client vs raw fetch and raw node:http, same server (LARDER_AUTH=apikey, log level info), same process; node ${process.version}.`,
+      `${CONNECTIONS} concurrent callers in a closed loop; ${ROUNDS} rounds × ${SECONDS}s per mode, alternating.`,
       "",
       ...markdownTable(head, rows),
       "",
       ...verdicts,
     ].join("\n"),
   );
-  return verdicts.every((v) => v.startsWith("PASS")) ? 0 : 1;
+  return verdicts.every((v) => !v.startsWith("FAIL")) ? 0 : 1;
 }
 
 runBench(main);

@@ -1,9 +1,11 @@
 /**
  * @larder/client — a client for the Larder feature store's HTTP API.
  *
- * No runtime dependency: it uses the platform's `fetch`, `AbortController` and `crypto.randomUUID`, so it runs
- * unchanged in Node 20+, Bun, Deno and browsers. Connections are kept alive by the platform's fetch (Node's undici
- * pools them per origin; browsers, Bun and Deno do the same).
+ * No runtime dependency. On Node it sends requests with Node's own `node:http`/`node:https` through a keep-alive
+ * agent per client, loaded lazily (never imported statically, so bundlers leave it out); in Bun, Deno and browsers, or
+ * when given a `fetch` or `transport: "fetch"`, with `fetch`, whose platform keeps connections alive. Why not fetch on
+ * Node too: Node 20's fetch (undici) costs 40–55 µs more per call when the request carries an AbortSignal, and a time
+ * budget that frees the socket needs one (docs/clients.md).
  */
 
 export type FeatureStatus = "PRESENT" | "NOT_FOUND" | "NULL_VALUE" | "OUTSIDE_MAX_AGE";
@@ -39,8 +41,18 @@ export interface LarderClientOptions {
    * turns every int64 value (features and join keys) into a `bigint`, using the registry's dtypes (read once, cached).
    */
   int64?: "string" | "bigint";
-  /** The fetch to use (default: the global one), e.g. one bound to an undici Agent with other pool settings. */
+  /**
+   * How requests are sent. `"auto"` (default): Node's `node:http`/`node:https` with a keep-alive agent of this
+   * client's when running on Node, else `fetch`. `"fetch"`: always `fetch` (the global one, or the `fetch` option).
+   */
+  transport?: "auto" | "fetch";
+  /**
+   * The fetch to use, e.g. one bound to an undici Agent with other pool settings. Given, every request goes through it
+   * (as with `transport: "fetch"`).
+   */
   fetch?: typeof fetch;
+  /** Node transport: most connections open to the server at once (default 128); further calls wait, within budget. */
+  maxSockets?: number;
   /** Headers sent on every request (e.g. tracing). */
   headers?: Record<string, string>;
 }
@@ -526,11 +538,203 @@ interface Catalog {
   services: Map<string, string[]>;
 }
 
+// ---- transports: send these bytes, give back status, headers and body text ----
+
+/** A request as the client makes it; every transport sends exactly these method, path, headers and body. */
+interface Outgoing {
+  method: string;
+  /** After the client's base URL: path and query. */
+  path: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+}
+
+/** An answer, read to its end. */
+interface Incoming {
+  status: number;
+  headers: { get(name: string): string | null };
+  text: string;
+}
+
+/** A request under way: its answer, and a way to stop it that also frees its connection (the answer then rejects). */
+interface Exchange {
+  answer: Promise<Incoming>;
+  cancel(): void;
+}
+
+interface Transport {
+  send(out: Outgoing): Exchange;
+  /** Closes the connections it keeps (if it keeps its own). */
+  close(): void;
+}
+
+function fetchTransport(base: string, fetchFn: typeof fetch): Transport {
+  return {
+    send(out) {
+      // fetch frees the socket of a request it was asked to stop only through a signal
+      const controller = new AbortController();
+      return {
+        answer: fetchAnswer(fetchFn, base + out.path, out, controller.signal),
+        cancel: () => controller.abort(),
+      };
+    },
+    close() {},
+  };
+}
+
+async function fetchAnswer(fetchFn: typeof fetch, url: string, out: Outgoing, signal: AbortSignal): Promise<Incoming> {
+  const res = await fetchFn(url, { method: out.method, headers: out.headers, body: out.body, signal });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** The parts of `node:http`/`node:https` the Node transport uses (typed here: the package has no Node types). */
+interface NodeHttp {
+  Agent: new (options: { keepAlive: boolean; maxSockets: number; timeout: number }) => { destroy(): void };
+  request(options: NodeRequestOptions, onResponse: (res: NodeResponse) => void): NodeRequest;
+}
+interface NodeRequestOptions {
+  protocol: string;
+  hostname: string;
+  port: string;
+  path: string;
+  method: string;
+  headers: Record<string, string | number>;
+  agent: unknown;
+}
+interface NodeRequest {
+  on(event: "error", listener: (e: Error) => void): unknown;
+  end(body?: Uint8Array): void;
+  destroy(error?: Error): void;
+}
+interface NodeResponse {
+  statusCode?: number;
+  headers: Record<string, string | string[] | undefined>;
+  complete: boolean;
+  setEncoding(encoding: "utf8"): void;
+  on(event: "data", listener: (chunk: string) => void): unknown;
+  on(event: "end" | "close", listener: () => void): unknown;
+  on(event: "error", listener: (e: Error) => void): unknown;
+  destroy(): void;
+}
+
+/** Idle kept-alive connections are closed after this (the server closes its own after 65 s: never reuse one it closed). */
+const IDLE_SOCKET_MS = 30_000;
+const DEFAULT_MAX_SOCKETS = 128;
+const utf8 = new TextEncoder();
+
+/** Whether this runs on Node itself: Bun and Deno also have a `process` with `versions.node`; browsers have none. */
+function onNode(): boolean {
+  const g = globalThis as { process?: { versions?: { node?: unknown; bun?: unknown } }; Deno?: unknown };
+  return typeof g.process?.versions?.node === "string" && g.process.versions.bun === undefined && g.Deno === undefined;
+}
+
+/**
+ * `node:http` (or `node:https`) with a keep-alive agent. The specifier is computed and marked for bundlers to leave
+ * alone, so that bundling the client for a browser neither pulls in nor chokes on Node's module.
+ */
+async function nodeTransport(base: string, maxSockets: number): Promise<Transport> {
+  const url = new URL(base);
+  const spec = `node:${url.protocol === "https:" ? "https" : "http"}`;
+  const http = (await import(/* @vite-ignore */ /* webpackIgnore: true */ spec)) as NodeHttp;
+  // Idle sockets of an Agent are unref'd by Node: an idle client does not keep the process alive.
+  const agent = new http.Agent({ keepAlive: true, maxSockets, timeout: IDLE_SOCKET_MS });
+  const prefix = url.pathname.replace(/\/+$/, "");
+  return {
+    send(out) {
+      let req: NodeRequest | undefined;
+      let res: NodeResponse | undefined;
+      let fail: (e: Error) => void = () => {};
+      const answer = new Promise<Incoming>((resolve, reject) => {
+        fail = reject;
+        const body = out.body === undefined ? undefined : utf8.encode(out.body);
+        // a length rather than chunks, as fetch sends a string body
+        const headers = body ? { ...out.headers, "content-length": body.length } : out.headers;
+        req = http.request(
+          {
+            protocol: url.protocol,
+            hostname: url.hostname,
+            port: url.port,
+            path: prefix + out.path,
+            method: out.method,
+            headers,
+            agent,
+          },
+          (r) => {
+            res = r;
+            r.setEncoding("utf8");
+            let text = "";
+            r.on("data", (chunk) => {
+              text += chunk;
+            });
+            r.on("end", () => resolve({ status: r.statusCode ?? 0, headers: nodeHeaders(r.headers), text }));
+            r.on("error", reject);
+            r.on("close", () => {
+              if (!r.complete)
+                reject(Object.assign(new Error("the connection closed mid-answer"), { code: "ECONNRESET" }));
+            });
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+      return {
+        answer,
+        cancel() {
+          fail(new Error("cancelled"));
+          // destroying the request destroys its socket: a call past its budget holds no connection
+          req?.destroy();
+          res?.destroy();
+        },
+      };
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+function nodeHeaders(h: NodeResponse["headers"]): Incoming["headers"] {
+  return {
+    get(name) {
+      const v = h[name.toLowerCase()];
+      return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+    },
+  };
+}
+
+/** The transport of a client and of the clients `withProject` makes from it: one pool, opened at the first call. */
+class Pool {
+  ready?: Transport;
+  private opening?: Promise<Transport>;
+  constructor(private readonly options: LarderClientOptions & { url: string }) {}
+
+  open(): Promise<Transport> {
+    this.opening ??= this.make().then((t) => (this.ready = t));
+    return this.opening;
+  }
+
+  close(): void {
+    this.ready?.close();
+    this.ready = undefined;
+    this.opening = undefined;
+  }
+
+  private async make(): Promise<Transport> {
+    const o = this.options;
+    if (!o.fetch && o.transport !== "fetch" && onNode()) {
+      try {
+        return await nodeTransport(o.url, o.maxSockets ?? DEFAULT_MAX_SOCKETS);
+      } catch {
+        // a runtime that calls itself Node but has no node:http (an edge worker): fetch it is
+      }
+    }
+    return fetchTransport(o.url, o.fetch ?? globalThis.fetch.bind(globalThis));
+  }
+}
+
 export class LarderClient {
   readonly url: string;
   readonly project: string | undefined;
   private readonly opts: LarderClientOptions;
-  private readonly fetchFn: typeof fetch;
+  private pool: Pool;
   private readonly baseHeaders: Record<string, string>;
   private defaultProject?: Promise<string>;
   private catalog?: Promise<Catalog>;
@@ -543,14 +747,25 @@ export class LarderClient {
     this.opts = { ...options };
     this.url = options.url.replace(/\/+$/, "");
     this.project = options.project;
-    this.fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.pool = new Pool({ ...options, url: this.url });
     this.baseHeaders = { accept: "application/json", ...options.headers };
     if (options.apiKey) this.baseHeaders.authorization = `Bearer ${options.apiKey}`;
   }
 
   /** The same client acting on another project (sharing the connection pool). */
   withProject(project: string): LarderClient {
-    return new LarderClient({ ...this.opts, project });
+    const other = new LarderClient({ ...this.opts, project });
+    other.pool = this.pool;
+    return other;
+  }
+
+  /**
+   * Closes the connections this client keeps (on Node; with fetch, the platform's pool is left alone), and those of
+   * the clients `withProject` made from it; calls under way fail. Not needed for a process to exit: idle connections
+   * do not keep it alive. A later call opens new connections.
+   */
+  close(): void {
+    this.pool.close();
   }
 
   // ---- online ----
@@ -800,30 +1015,38 @@ export class LarderClient {
       headers["content-type"] = "application/json";
       body = needsReplacer(options.body) ? JSON.stringify(options.body, replacer) : JSON.stringify(options.body);
     }
-    let url = this.url + path;
+    let target = path;
     if (options.query) {
       const q = new URLSearchParams();
       for (const [k, v] of Object.entries(options.query)) if (v !== undefined) q.set(k, String(v));
       const s = q.toString();
-      if (s) url += `?${s}`;
+      if (s) target += `?${s}`;
     }
+    const out: Outgoing = { method, path: target, headers, body };
     const userSignal = options.signal;
+    const transport = this.pool.ready ?? (await this.pool.open());
 
     for (let attempt = 0; ; attempt++) {
       if (userSignal?.aborted) throw new LarderError(0, "aborted", "the call was aborted", [], requestId);
       const left = deadline - Date.now();
       if (left <= 0) throw timeoutError(budget, requestId);
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(), left);
-      const onAbort = () => controller.abort();
+      const exchange = transport.send(out);
+      // Past the budget or on the caller's abort, the request is stopped and its connection freed, not left waiting.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        exchange.cancel();
+      }, left);
+      const onAbort = () => exchange.cancel();
       userSignal?.addEventListener("abort", onAbort, { once: true });
       let retryAfterMs: number | undefined;
       let failure: LarderError;
       try {
-        const res = await this.fetchFn(url, { method, headers, body, signal: controller.signal });
-        const text = await res.text();
-        if (res.ok || options.accept?.includes(res.status)) return (text ? JSON.parse(text) : undefined) as T;
-        failure = errorFromResponse(res, text, requestId);
+        const res = await exchange.answer;
+        const text = res.text;
+        if ((res.status >= 200 && res.status < 300) || options.accept?.includes(res.status))
+          return (text ? JSON.parse(text) : undefined) as T;
+        failure = errorFromResponse(res, requestId);
         if (res.status !== 503) throw failure;
         const ra = Number(res.headers.get("retry-after"));
         if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
@@ -831,7 +1054,7 @@ export class LarderClient {
         if (e instanceof LarderError) throw e;
         if (userSignal?.aborted)
           throw new LarderError(0, "aborted", "the call was aborted", [], requestId, { cause: e });
-        if (controller.signal.aborted) throw timeoutError(budget, requestId, e);
+        if (timedOut) throw timeoutError(budget, requestId, e);
         if (e instanceof SyntaxError)
           throw new LarderError(0, "bad_response", `the answer is not JSON: ${e.message}`, [], requestId);
         const code = networkCode(e);
@@ -956,7 +1179,8 @@ function timeoutError(budget: number, requestId: string, cause?: unknown): Larde
   return new LarderError(0, "timeout", `no answer within ${budget} ms`, [], requestId, { cause });
 }
 
-function errorFromResponse(res: Response, text: string, requestId: string): LarderError {
+function errorFromResponse(res: Incoming, requestId: string): LarderError {
+  const text = res.text;
   const id = res.headers.get("x-request-id") ?? requestId;
   try {
     const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; details?: ErrorDetail[] } };
