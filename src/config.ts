@@ -57,6 +57,8 @@ export const EnvSchema = z.object({
   LARDER_REGISTRY_POLL_MS: positiveInt.default(2000),
   /** Materialisation partitions this process runs at once, taken from the queue (0: `serve` only serves). */
   LARDER_WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(1),
+  /** `larder worker` only: the port of its GET /metrics and GET /health (on HOST); unset: it listens on none. */
+  LARDER_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** How often a running materialisation proves it is alive, and how old its proof may get before another process
    * takes its work over (its process is taken for dead). */
   LARDER_PARTITION_HEARTBEAT_MS: positiveInt.default(5000),

@@ -5,18 +5,17 @@ import { baseUrlFor, type DemoResult, demoInstructions, isEmptyStore, runDemo } 
 import type { App, AppDeps } from "./http/app.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
-import { JobStore } from "./offline/job-store.ts";
 import { parseRedisUrl } from "./online/redis-url.ts";
 import { materializerFor, openServices, type Services, startBackground } from "./services.ts";
 
 /** What serving needs beyond the stores: loaded while the stores open (most of a start is spent on both). */
 async function httpModules() {
-  const [{ serve }, { createApp }, { createMetrics }] = await Promise.all([
+  const [{ serve }, { createApp }, { createProcessMetrics }] = await Promise.all([
     import("@hono/node-server"),
     import("./http/app.ts"),
     import("./http/metrics.ts"),
   ]);
-  return { serve, createApp, createMetrics };
+  return { serve, createApp, createProcessMetrics };
 }
 
 export function buildApp(
@@ -59,7 +58,7 @@ export async function startServer(
   const http = httpModules();
   http.catch(() => {}); // awaited below, once the stores are open (a failure to open is the error to report)
   const services = await opening;
-  const { serve, createApp, createMetrics } = await http;
+  const { serve, createApp, createProcessMetrics } = await http;
   // Embedded quickstart: a store nobody has applied anything to gets the drivers example, so a lookup works at once.
   const demo = await seedEmptyEmbeddedStore(config, services, logger);
   try {
@@ -70,22 +69,7 @@ export async function startServer(
   services.snapshots.start();
   const lifecycle = new Lifecycle();
   const auth = await startAuth(config, services, logger);
-  const jobStore = new JobStore(services.database.db);
-  const metrics = createMetrics({
-    snapshotAgeSeconds: () => services.snapshots.ageSeconds(),
-    onlineNodes: services.online.nodeStats?.bind(services.online),
-    defaultMetrics: true,
-    materialization: async () => {
-      const stats = await jobStore.partitionStats();
-      return {
-        queueDepth: services.queue ? await services.queue.depth() : null,
-        partitionsRunning: stats.running,
-        partitionsQueued: stats.queued,
-        partitionsFailedLastHour: stats.failedLastHour,
-        workers: stats.workers,
-      };
-    },
-  });
+  const metrics = createProcessMetrics(services);
   const materializer = materializerFor(config, services, logger, {
     signal: lifecycle.signal,
     track: (work) => lifecycle.track(work),

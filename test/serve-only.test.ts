@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Job } from "../src/http/routes/offline.ts";
 import { isFinal, type MaterializationJob } from "../src/offline/job.ts";
 import { createTestContext, type TestContext } from "./support/app.ts";
-import { type ServerProcess, startServerProcess, startWorkerProcess, type WorkerProcess } from "./support/process.ts";
+import {
+  freePort,
+  type ServerProcess,
+  startServerProcess,
+  startWorkerProcess,
+  type WorkerProcess,
+} from "./support/process.ts";
 import { TEST_REDIS_URL } from "./support/redis.ts";
 import { serverApi } from "./support/server-api.ts";
 
@@ -16,6 +22,7 @@ let t: TestContext;
 let server: ServerProcess;
 let worker: WorkerProcess | undefined;
 let env: Record<string, string>;
+let workerMetrics: string;
 
 const DEFS = {
   entities: [{ name: "driver", join_key: "driver_id", value_type: "int64" }],
@@ -77,7 +84,12 @@ describe("a server with LARDER_WORKER_CONCURRENCY=0", () => {
     expect(await online("a", [1, 2])).toEqual([null, null]);
 
     // a worker that comes later runs it
-    worker = await startWorkerProcess({ ...env, LARDER_WORKER_CONCURRENCY: "1" }, 150_000);
+    const metricsPort = await freePort();
+    workerMetrics = `http://127.0.0.1:${metricsPort}`;
+    worker = await startWorkerProcess(
+      { ...env, LARDER_WORKER_CONCURRENCY: "1", LARDER_WORKER_METRICS_PORT: String(metricsPort) },
+      150_000,
+    );
     const deadline = Date.now() + 60_000;
     let done = await job(queued.id);
     while (!isFinal(done.status) && Date.now() < deadline) {
@@ -112,4 +124,31 @@ describe("a server with LARDER_WORKER_CONCURRENCY=0", () => {
     expect(done.status).toBe("succeeded");
     expect(done.partitions[0]!.worker).toMatch(new RegExp(`:${worker!.pid}$`));
   }, 120_000);
+
+  it("the worker's GET /metrics counts the jobs it ran (the server's cannot: it ran none); GET /health answers", async () => {
+    const text = await (await fetch(`${workerMetrics}/metrics`)).text();
+    const sample = (name: string, labels: string) =>
+      Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, "m").exec(text)?.[1]);
+    // a: the window job (200 rows) and the incremental one (nothing new); b: the synchronous one
+    expect(sample("larder_materialization_rows_total", 'project="so",feature_view="a",kind="written"')).toBe(200);
+    expect(sample("larder_materialization_rows_total", 'project="so",feature_view="b",kind="read"')).toBe(200);
+    const jobs = "larder_materialization_job_duration_seconds_count";
+    expect(sample(jobs, 'project="so",feature_view="a",status="succeeded"')).toBe(2);
+    expect(sample(jobs, 'project="so",feature_view="b",status="succeeded"')).toBe(1);
+    // what every server exports too: the queue across processes, and the process's own figures
+    expect(text).toMatch(/^larder_materialization_queue_depth 0$/m);
+    expect(text).toMatch(/^larder_process_cpu_seconds_total /m);
+    const served = await (await fetch(`${server.url}/metrics`)).text();
+    expect(served).not.toMatch(/^larder_materialization_rows_total\{/m);
+
+    const health = await fetch(`${workerMetrics}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({
+      status: "ok",
+      worker: expect.stringMatching(new RegExp(`:${worker!.pid}$`)),
+    });
+    expect((await fetch(`${workerMetrics}/v1/projects`)).status).toBe(404); // nothing but these two
+    // a scraper's kept-alive connection (fetch keeps them) does not hold the worker's stop up
+    expect(await worker!.stop()).toBe(0);
+  });
 });

@@ -1,10 +1,12 @@
 import { z } from "@hono/zod-openapi";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { MaterializationJob } from "../offline/job.ts";
+import { JobStore } from "../offline/job-store.ts";
 import type { NodeStat } from "../online/node-stats.ts";
 import type { OnlineFeaturesRequest, OnlineReadOptions, OnlineStore, StatusCounter } from "../online/store.ts";
 import type { FreshnessSample } from "../quality/freshness.ts";
 import type { CompiledView, RegistrySnapshot } from "../registry/snapshot.ts";
+import type { Services } from "../services.ts";
 import { scopedRoute } from "./access.ts";
 import type { App } from "./env.ts";
 import { toApiError } from "./errors.ts";
@@ -360,6 +362,30 @@ function seriesFor<T>(map: Map<string, T>, key: string, make: () => T): T {
 
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   return new Metrics(opts);
+}
+
+/**
+ * The metrics of a long-running process on the stores (`larder serve`, `larder worker`): process metrics, the registry
+ * snapshot's age, the online store's nodes, and materialisation across all processes. Jobs this process ends are
+ * counted by passing `materializedJob` as its materializer's onJobEnd.
+ */
+export function createProcessMetrics(services: Services): Metrics {
+  const jobStore = new JobStore(services.database.db);
+  return createMetrics({
+    snapshotAgeSeconds: () => services.snapshots.ageSeconds(),
+    onlineNodes: services.online.nodeStats?.bind(services.online),
+    defaultMetrics: true,
+    materialization: async () => {
+      const stats = await jobStore.partitionStats();
+      return {
+        queueDepth: services.queue ? await services.queue.depth() : null,
+        partitionsRunning: stats.running,
+        partitionsQueued: stats.queued,
+        partitionsFailedLastHour: stats.failedLastHour,
+        workers: stats.workers,
+      };
+    },
+  });
 }
 
 /** `GET /metrics`: Prometheus text, no key needed (scrapers rarely carry one; it holds no feature data). */

@@ -41,7 +41,7 @@ export interface MaterializeDeps {
   signal?: AbortSignal;
   /** Background (async) runs are handed here, so the server waits for them before it exits. */
   track?: (work: Promise<unknown>) => void;
-  /** Told of every job's end (metrics: rows read, written and rejected, duration). */
+  /** Told of the end of each job this process ends, by ending its last partition (metrics: rows, duration). */
   onJobEnd?: (job: MaterializationJob, project: string) => void;
   /** Where partitioned jobs' work goes, to be run by any `larder worker` or `larder serve` (absent: run here). */
   queue?: Pick<MaterializationQueue, "send"> | undefined;
@@ -366,7 +366,6 @@ export class Materializer {
       });
       done = { read: base.read + r.rowsRead, written: base.written + r.rowsWritten };
       cause ??= r.cause;
-      if (r.ended) this.deps.onJobEnd?.(r.ended.job, r.ended.project);
     }
     const info = (await this.jobs.get(job.id))!;
     return cause === undefined ? { info } : { info, cause };
@@ -386,7 +385,6 @@ export class Materializer {
     rowsWritten: number;
     rowsRejected: number;
     cause?: unknown;
-    ended?: { job: MaterializationJob; project: string } | undefined;
   }> {
     const { db, online, logger } = this.deps;
     const signals = [this.deps.signal, opts.signal].filter((x): x is AbortSignal => x !== undefined);
@@ -545,11 +543,13 @@ export class Materializer {
       error,
       stats,
     });
+    // here, not in runJob: a partition run from the queue (PartitionWorker) may be the one that ends its job
+    if (end.ended) this.deps.onJobEnd?.(end.ended.job, end.ended.project);
     if (info) {
       info = (await this.jobs.get(job.id))!;
       report();
     }
-    return { rowsRead, rowsWritten, rowsRejected, ...(cause === undefined ? {} : { cause }), ended: end.ended };
+    return { rowsRead, rowsWritten, rowsRejected, ...(cause === undefined ? {} : { cause }) };
   }
 
   /** Partitioned work goes to a queue (Postgres mode) rather than running here. */
