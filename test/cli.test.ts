@@ -88,15 +88,18 @@ describe("the larder CLI", () => {
     await writeFile(file, JSON.stringify(defs));
     const longer = path.join(dir, "longer.json");
     await writeFile(longer, JSON.stringify(defs).replace('"36500d"', '"36501d"'));
-    // embedded: no DATABASE_URL/REDIS_URL, a fresh data directory (a copy of the migrated template)
-    for (const env of [stores, { LARDER_DATA_DIR: path.join(dir, ".larder") }]) {
-      const apply = await runCli(["apply", "-f", file, "-p", "longttl"], env);
-      expect(apply.code, apply.stderr).toBe(0);
-      const plan = await runCli(["plan", "-f", longer, "-p", "longttl"], env);
-      expect(plan.code, plan.stderr).toBe(0);
-      expect(plan.stdout).toContain("ttl: 3153600000 → 3153686400");
+    try {
+      // embedded: no DATABASE_URL/REDIS_URL, a fresh data directory (a copy of the migrated template)
+      for (const env of [stores, { LARDER_DATA_DIR: path.join(dir, ".larder") }]) {
+        const apply = await runCli(["apply", "-f", file, "-p", "longttl"], env);
+        expect(apply.code, apply.stderr).toBe(0);
+        const plan = await runCli(["plan", "-f", longer, "-p", "longttl"], env);
+        expect(plan.code, plan.stderr).toBe(0);
+        expect(plan.stdout).toContain("ttl: 3153600000 → 3153686400");
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
   it("reports errors in one clear line with a non-zero exit", async () => {
