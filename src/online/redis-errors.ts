@@ -11,6 +11,9 @@ import type { OnlineKv } from "./kv.ts";
 const UNREACHABLE =
   /Connection is closed|ECONNREFUSED|Stream isn't writeable|max retries|Command timed out|enableOfflineQueue|CLUSTERDOWN|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes|All sentinels are unreachable|READONLY|MASTERDOWN|LOADING|TRYAGAIN|while the cluster is down|did not answer within/i;
 
+/** Whether a command failed because its server could not be reached (rather than, say, a script error). */
+export const isUnreachable = (e: unknown): boolean => UNREACHABLE.test((e as Error | null)?.message ?? "");
+
 /** One client's connection, as far as failures go: what to call it, and why it is down (null while it is up). */
 interface Outage {
   what: string;
@@ -66,7 +69,7 @@ export function classifyRedisFailures(kv: OnlineKv, client: Redis | Cluster): On
   }
   const outage = outages.get(client)!;
   const fail = (e: unknown): never => {
-    if (e instanceof DomainError || !UNREACHABLE.test((e as Error | null)?.message ?? "")) throw e;
+    if (e instanceof DomainError || !isUnreachable(e)) throw e;
     // Before the client has reported why (the first reconnection attempt), a command fails with ioredis' own words
     // ("Stream isn't writeable…"), which say nothing to a user: the connection was lost, and that is what is said.
     const code = (e as { code?: unknown }).code;

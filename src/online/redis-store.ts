@@ -2,9 +2,10 @@ import { Cluster, Redis } from "ioredis";
 import type { Logger } from "../logger.ts";
 import type { OnlineKv } from "./kv.ts";
 import { type NodeStat, NodeStats } from "./node-stats.ts";
-import { classifyRedisFailures, watchRedis } from "./redis-errors.ts";
+import { classifyRedisFailures, isUnreachable, watchRedis } from "./redis-errors.ts";
 import { ClusterKv, RedisKv } from "./redis-kv.ts";
 import { hostPort, parseRedisUrl, type RedisMode, type RedisTarget } from "./redis-url.ts";
+import { SentinelWatchdog } from "./sentinel-watchdog.ts";
 import { KvOnlineStore } from "./service.ts";
 import type { OnlineStoreInfo } from "./store.ts";
 
@@ -13,7 +14,7 @@ export interface OnlineRedisOptions {
   readFrom?: "master" | "replica";
   /** LARDER_REDIS_WAIT_REPLICAS. */
   waitReplicas?: number;
-  /** Longest a command may take before it fails (and the request answers 503). */
+  /** Longest a command may take before it fails (and the request answers 503); with Sentinel, a sentinel's too. */
   commandTimeoutMs?: number;
   logger?: Logger;
 }
@@ -42,7 +43,7 @@ export function connectRedis(url: string, opts: OnlineRedisOptions = {}): Redis 
 export interface OnlineRedis {
   mode: RedisMode;
   kv: OnlineKv;
-  /** The client writes go through (a Cluster in cluster mode). */
+  /** The client writes go through (a Cluster in cluster mode). Close it by `kv.close()`, which stops its watchdog too. */
   client: Redis | Cluster;
   /** The masters it writes to; with Sentinel, the sentinels after them. */
   nodes(): string[];
@@ -96,8 +97,12 @@ export function connectOnlineRedis(target: RedisTarget | string, opts: OnlineRed
     password: t.password,
     retryStrategy,
     sentinelRetryStrategy: retryStrategy,
+    // a sentinel that accepts but never answers (paused, cut off) would hold a reconnection for ever without it
+    sentinelCommandTimeout: opts.commandTimeoutMs ?? 2000,
     // hear of a failover from the sentinels at once rather than at the next failed command
     failoverDetector: true,
+    // the detector's sentinel connections: back within a second, not ioredis' default minute, after a sentinel restart
+    sentinelReconnectStrategy: retryStrategy,
     // a master demoted to replica refuses writes: reconnect, and Sentinel names the new master
     reconnectOnError: (e: Error) => (/^READONLY/.test(e.message) ? 1 : false) as 1 | false,
   });
@@ -109,12 +114,34 @@ export function connectOnlineRedis(target: RedisTarget | string, opts: OnlineRed
     replica = new Redis(sentinelOptions("slave"));
     watchRedis(replica, "Redis replica via the sentinels", () => sentinels.join(", "), opts.logger);
   }
+  // what ioredis does not recover from by itself (src/online/sentinel-watchdog.ts)
+  const watchdog = new SentinelWatchdog({ sentinels: t.sentinels, name: t.name, master, replica, logger: opts.logger });
   return {
     mode: "sentinel",
     client: master,
-    kv: new RedisKv(master, { waitReplicas, stats, replica, nodeOf: remote }),
+    kv: watched(new RedisKv(master, { waitReplicas, stats, replica, nodeOf: remote }), watchdog),
     nodes: () => [remote(master), ...sentinels],
     stats,
+  };
+}
+
+/** The backend, telling the watchdog of every command that failed for want of a server, and stopping it on close. */
+function watched(kv: OnlineKv, watchdog: SentinelWatchdog): OnlineKv {
+  const noted = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      if (isUnreachable(e)) watchdog.suspect();
+      throw e;
+    });
+  const getManyBytes = kv.getManyBytes?.bind(kv);
+  return {
+    getMany: (keys) => noted(kv.getMany(keys)),
+    ...(getManyBytes ? { getManyBytes: (keys: string[]) => noted(getManyBytes(keys)) } : {}),
+    putIfNewer: (entries) => noted(kv.putIfNewer(entries)),
+    ping: () => noted(kv.ping()),
+    close: () => {
+      watchdog.stop();
+      return kv.close();
+    },
   };
 }
 
