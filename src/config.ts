@@ -30,7 +30,7 @@ export const EnvSchema = z.object({
   LARDER_REDIS_READ_FROM: z.enum(["master", "replica"]).default("master"),
   /** After each write batch, WAIT for this many replicas to acknowledge it (0: do not wait): durability over latency. */
   LARDER_REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(100).default(0),
-  /** No braces: the entity part of a key is its Redis Cluster hash tag, and a brace in the prefix would take its place. */
+  /** No braces: a key's Redis Cluster hash tag is its slot bucket (layout.ts), and a brace in the prefix would take its place. */
   LARDER_REDIS_PREFIX: z
     .string()
     .min(1)

@@ -2,11 +2,12 @@
  * The online store on a real Redis Cluster (3 masters + 3 replicas) and a real Sentinel set-up (1 master, 1 replica,
  * 3 sentinels), started here from the redis-server binary and removed afterwards (also when a test fails).
  * The same lookups, pushes, writes and materialisations as on one Redis must give the same answers; a lookup costs one
- * command per master; a master killed mid-traffic gives 200s and 503s only, then recovers by itself.
+ * round trip per master (one MGET per slot bucket); a master killed mid-traffic gives 200s and 503s only, then recovers by itself.
  */
-import calculateSlot from "cluster-key-slot";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keySlot } from "../src/online/key-slot.ts";
+import { onlineKey } from "../src/online/layout.ts";
 import type { ClusterKv } from "../src/online/redis-kv.ts";
 import { connectOnlineRedis, RedisOnlineStore } from "../src/online/redis-store.ts";
 import { applyOnlineFixtures, iso } from "./online-fixtures.ts";
@@ -174,35 +175,55 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
     }
   });
 
-  it("reads a 100-entity lookup with at most one command per master, none per key", async () => {
+  it("reads a 100-entity lookup in one round trip per master: one MGET per slot bucket, none per key", async () => {
+    const ports = new Map((await cluster.masters()).map((m) => [Number(m.split(":")[1]), m]));
     const reads = async () => {
-      // commands sent by a client (what a round trip carries), and GETs (which Redis counts inside scripts too)
-      const per: Record<number, { commands: number; gets: number }> = {};
+      // per node: MGETs and scripts (what Redis counts per command), and keys looked up (keyspace hits + misses)
+      const per: Record<number, { mget: number; scripts: number; keys: number }> = {};
       for (const n of cluster.nodes) {
         const c = await commandCalls(n.port);
-        per[n.port] = { commands: (c.evalsha ?? 0) + (c.eval ?? 0) + (c.mget ?? 0), gets: c.get ?? 0 };
+        const stats = await redisCli(n.port, ["info", "stats"]);
+        const hits = Number(/keyspace_hits:(\d+)/.exec(stats)![1]) + Number(/keyspace_misses:(\d+)/.exec(stats)![1]);
+        per[n.port] = { mget: c.mget ?? 0, scripts: (c.evalsha ?? 0) + (c.eval ?? 0) + (c.get ?? 0), keys: hits };
       }
       return per;
     };
+    const roundTrips = () => new Map(t.online.nodeStats().map((s) => [s.node, s.commands]));
     const before = await reads();
+    const tripsBefore = roundTrips();
+    const entities = ids.slice(0, 100);
     const res = await t.call("POST", "/get-online-features", {
       features: ["typed:i64", "typed:s", "driver_hourly_stats_fresh:conv_rate"],
-      entities: { driver_id: ids.slice(0, 100) },
+      entities: { driver_id: entities },
     });
     expect(res.status).toBe(200);
     const after = await reads();
-    const masters = new Set((await cluster.masters()).map((m) => Number(m.split(":")[1])));
-    let total = 0;
-    let gets = 0;
-    for (const n of cluster.nodes) {
-      const delta = after[n.port]!.commands - before[n.port]!.commands;
-      total += delta;
-      gets += after[n.port]!.gets - before[n.port]!.gets;
-      expect(delta, `node ${n.port}`).toBeLessThanOrEqual(masters.has(n.port) ? 1 : 0);
+    const tripsAfter = roundTrips();
+    // the slot of each entity's keys (both views of an entity share one), and the master that serves it
+    const slotsOf = new Map<number, Set<number>>();
+    const kv = t.online.connection.kv as ClusterKv;
+    for (const id of entities) {
+      const slot = keySlot(onlineKey(t.prefix, "demo", "typed", `driver_id=${id}`));
+      expect(keySlot(onlineKey(t.prefix, "demo", "driver_hourly_stats_fresh", `driver_id=${id}`))).toBe(slot);
+      const port = Number(kv.cluster.slots[slot]![0]!.split(":")[1]);
+      if (!slotsOf.has(port)) slotsOf.set(port, new Set());
+      slotsOf.get(port)!.add(slot);
     }
-    expect(total).toBe(3); // 200 keys under 100 hash tags: every master touched, once
-    // Redis counts the GETs the read script makes inside its one call: each key read once, none twice
-    expect(gets).toBe(200);
+    expect([...slotsOf.keys()].sort()).toEqual([...ports.keys()].sort()); // every master holds some
+    let keys = 0;
+    let mgets = 0;
+    for (const n of cluster.nodes) {
+      const d = (k: "mget" | "scripts" | "keys") => after[n.port]![k] - before[n.port]![k];
+      keys += d("keys");
+      mgets += d("mget");
+      expect(d("scripts"), `node ${n.port}`).toBe(0);
+      // one MGET per slot this node serves, each key of those slots read by it
+      expect(d("mget"), `node ${n.port}`).toBe(slotsOf.get(n.port)?.size ?? 0);
+      const master = ports.get(n.port);
+      if (master) expect((tripsAfter.get(master) ?? 0) - (tripsBefore.get(master) ?? 0), master).toBe(1);
+    }
+    expect(keys).toBe(200); // 100 entities × 2 views, each key read once, none twice
+    expect(mgets).toBeLessThan(100); // entities share slot buckets: fewer commands than entities
   });
 
   it("names its mode and masters in /health, and counts commands per node in /metrics", async () => {
@@ -233,7 +254,7 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
     const kv = store.connection.kv as ClusterKv;
     await waitFor(async () => {
       kv.cluster.refreshSlotsCache();
-      return (kv.cluster.slots[calculateSlot("{driver_id=7001}")]?.length ?? 0) > 1;
+      return (kv.cluster.slots[keySlot(onlineKey(t.prefix, "demo", "typed_short", "driver_id=7001"))]?.length ?? 0) > 1;
     }, 20_000);
     const masters = new Set((await cluster.masters()).map((m) => Number(m.split(":")[1])));
     const replicas = cluster.nodes.filter((n) => !masters.has(n.port));
@@ -291,7 +312,8 @@ describe("the online store on a Redis Cluster (3 masters, 3 replicas)", () => {
 
   it("survives a master killed mid-traffic: only 200s and 503s, then recovers by itself", async () => {
     const kv = t.online.connection.kv as ClusterKv;
-    const masterOf = (driver: number) => kv.cluster.slots[calculateSlot(`{driver_id=${driver}}`)]![0]!;
+    const masterOf = (driver: number) =>
+      kv.cluster.slots[keySlot(onlineKey(t.prefix, "demo", "typed", `driver_id=${driver}`))]![0]!;
     const victim = masterOf(7000);
     const other = ids.find((d) => masterOf(d) !== victim)!;
     const node = cluster.nodes.find((n) => n.address === victim)!;

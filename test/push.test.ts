@@ -432,7 +432,7 @@ describe("bad pushes: 400 naming the problem, nothing written", () => {
     const keys: string[] = [];
     let cursor = "0";
     do {
-      const [next, found] = await t.redis.scan(cursor, "MATCH", `${t.prefix}*{driver_id=690?}*`, "COUNT", 1000);
+      const [next, found] = await t.redis.scan(cursor, "MATCH", `${t.prefix}*}driver_id=690?:*`, "COUNT", 1000);
       cursor = next;
       keys.push(...found);
     } while (cursor !== "0");

@@ -10,8 +10,8 @@ for (let i = 0; i < 256; i++) {
 
 /**
  * The Redis Cluster hash slot of a key, as cluster-key-slot computes it, without its cost per key: cluster-key-slot
- * copies the whole key into an array of UTF-8 bytes first. Online keys carry an ASCII hash tag (the entity part, see
- * layout.ts), so the CRC runs over the tag's characters in place; anything else (no tag, non-ASCII) goes to
+ * copies the whole key into an array of UTF-8 bytes first. Online keys carry a short ASCII hash tag (their slot bucket, see
+ * slot-buckets.ts), so the CRC runs over the tag's characters in place; anything else (no tag, non-ASCII) goes to
  * cluster-key-slot, so the answer is always Redis's.
  */
 export function keySlot(key: string): number {

@@ -1,10 +1,12 @@
 /**
  * Online key layout and value encoding (documented in docs/redis-layout.md).
  *
- * Key:   <prefix><project>:{<joinKey>=<value>[,<joinKey>=<value>…]}:<view>
- *        The entity part is a Redis Cluster hash tag, so every view's row of one entity lands in one slot.
- *        Key values are the canonical texts (`canonicalKey`), with `%` `,` `{` `}` percent-escaped so the
- *        encoding is injective and the hash tag is never cut short.
+ * Key:   <prefix><project>:{<bucket>}<joinKey>=<value>[,<joinKey>=<value>…]:<view>
+ *        The Redis Cluster hash tag is the entity's slot bucket (slot-buckets.ts: a hash of the entity part), so every
+ *        view's row of one entity lands in one slot, and a many-entity lookup's keys in a few slots per master.
+ *        Key values are the canonical texts (`canonicalKey`), with `%` `,` `{` `}` percent-escaped so the entity part
+ *        never opens a hash tag of its own; view names are identifiers (no `:`), so the key splits at its last `:`
+ *        and the encoding is injective.
  * Value: <eventTs>␟<createdTs>␟<layoutId>␟<"event time" JSON>␟<feature 0 JSON>␟<feature 1 JSON>…   (␟ = \x1f)
  *        Every feature value is kept as a ready JSON fragment in schema order: answering is string concatenation,
  *        with no JSON.parse nor stringify per value. \x1f never appears raw in JSON text (control characters are
@@ -12,6 +14,7 @@
  */
 import type { CompiledView } from "../registry/snapshot.ts";
 import { formatTimestampMicros } from "../values.ts";
+import { bucketTag } from "./slot-buckets.ts";
 
 export const SEP = "\x1f";
 /** Index of the first feature fragment in a split value. */
@@ -27,7 +30,7 @@ function escapeKeyValue(v: string): string {
   return NEEDS_ESCAPE.test(v) ? v.replace(ESCAPE_ALL, escapeChar) : v;
 }
 
-/** The hash-tagged entity part of a key, from canonical key texts in `view.joinKeys` order. */
+/** The entity part of a key, from canonical key texts in `view.joinKeys` order. */
 export function entityPart(joinKeys: readonly string[], canonical: readonly string[]): string {
   if (joinKeys.length === 1) return `${joinKeys[0]}=${escapeKeyValue(canonical[0]!)}`;
   let s = "";
@@ -38,8 +41,18 @@ export function entityPart(joinKeys: readonly string[], canonical: readonly stri
   return s;
 }
 
+/** What every view's key of one entity shares: `<prefix><project>:{<bucket>}<entity part>`. */
+export function entityKeyHead(prefix: string, project: string, entity: string): string {
+  return `${prefix}${project}:${bucketTag(entity)}${entity}`;
+}
+
+/** One view's key of the entity whose head (`entityKeyHead`) is given. */
+export function viewKey(head: string, view: string): string {
+  return `${head}:${view}`;
+}
+
 export function onlineKey(prefix: string, project: string, view: string, entity: string): string {
-  return `${prefix}${project}:{${entity}}:${view}`;
+  return viewKey(entityKeyHead(prefix, project, entity), view);
 }
 
 /** Encodes one row; `values` are already normalised (`normalizeValue`), in `view.features` order. */

@@ -4,7 +4,7 @@ import { EPOCH_TIMESTAMP, keyJson } from "../values.ts";
 import { ByteWriter } from "./byte-writer.ts";
 import { entityRows } from "./entity-rows.ts";
 import type { OnlineKv } from "./kv.ts";
-import { entityPart, FIRST_VALUE, HEADER_LAYOUT, HEADER_TS_JSON, onlineKey, SEP } from "./layout.ts";
+import { entityKeyHead, entityPart, FIRST_VALUE, HEADER_LAYOUT, HEADER_TS_JSON, SEP, viewKey } from "./layout.ts";
 import { resolveLookup } from "./lookup-plan.ts";
 import type { OnlineFeaturesRequest, OnlineReadOptions } from "./store.ts";
 
@@ -91,13 +91,24 @@ export async function lookupBytes(
   const keys: string[] = [];
   const keyView: CompiledView[] = [];
   const slot = new Int32Array(views.length * n);
+  // each row's key head (entity part and slot bucket), once per set of join keys: views of one entity share it
+  const headsByJoinKeys = new Map<string, string[]>();
   for (let v = 0; v < views.length; v++) {
     const view = views[v]!;
-    const keyCols = view.joinKeys.map((k) => columns.get(k)!.canonical);
-    const parts = new Array<string>(keyCols.length);
+    const joinKeys = view.joinKeys.join(",");
+    let heads = headsByJoinKeys.get(joinKeys);
+    if (!heads) {
+      heads = new Array<string>(n);
+      const keyCols = view.joinKeys.map((k) => columns.get(k)!.canonical);
+      const parts = new Array<string>(keyCols.length);
+      for (let r = 0; r < n; r++) {
+        for (let j = 0; j < keyCols.length; j++) parts[j] = keyCols[j]![r]!;
+        heads[r] = entityKeyHead(prefix, snapshot.project, entityPart(view.joinKeys, parts));
+      }
+      headsByJoinKeys.set(joinKeys, heads);
+    }
     for (let r = 0; r < n; r++) {
-      for (let j = 0; j < keyCols.length; j++) parts[j] = keyCols[j]![r]!;
-      const key = onlineKey(prefix, snapshot.project, view.name, entityPart(view.joinKeys, parts));
+      const key = viewKey(heads[r]!, view.name);
       let idx = keyIndex.get(key);
       if (idx === undefined) {
         idx = keys.length;

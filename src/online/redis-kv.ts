@@ -59,13 +59,6 @@ end
 return out
 `;
 
-/** GET of many keys of one cluster node, whatever their slots (MGET refuses keys of several slots). Runs on replicas. */
-const READ_ACROSS_SLOTS = `#!lua flags=no-writes,allow-cross-slot-keys
-local out = {}
-for i = 1, #ARGV do out[i] = redis.call('GET', ARGV[i]) end
-return out
-`;
-
 /** Keys per script call: large enough to amortise the round trip, small enough not to stall Redis for long. */
 const BATCH = 500;
 
@@ -93,7 +86,7 @@ interface PendingRead {
  * busy machine, a socket write costs as much as building a whole small answer). Alone, a lookup waits only for the
  * end of the current turn. Values come back as bytes, never decoded (see KvOnlineStore.getOnlineFeaturesBytes).
  */
-class ReadsPerTurn {
+export class ReadsPerTurn {
   private pending: PendingRead[] | null = null;
 
   /**
@@ -182,7 +175,6 @@ function defineScripts(client: Client) {
   if ("larderPutIfNewer" in client) return;
   client.defineCommand("larderPutIfNewer", { lua: casScript("KEYS") });
   client.defineCommand("larderPutIfNewerAcross", { lua: casScript("ARGV"), numberOfKeys: 1 });
-  client.defineCommand("larderReadAcross", { lua: READ_ACROSS_SLOTS, numberOfKeys: 1, readOnly: true });
 }
 
 /**
@@ -258,19 +250,23 @@ const deadlineError = (ms: number, what = "Command timed out") =>
   new Error(`${what}: the cluster did not answer within ${ms} ms`);
 
 /**
- * OnlineKv over a Redis Cluster. The keys of a request (or of the lookups of one event-loop turn) are grouped by the
- * node that serves their slot, from ioredis' slot map, and each node gets one command, all nodes in parallel: a lookup
- * costs one round trip per node it touches, whatever its number of keys. The command is a read-only script that GETs
- * keys of many slots of that node (MGET would need one command per slot); writes are the compare-and-set script in
- * its many-slot form, so the check and the write of each key stay atomic on the node that owns it.
+ * OnlineKv over a Redis Cluster. The keys of a request (or of the lookups of one event-loop turn) are grouped by slot
+ * and by the node that serves it, from ioredis' slot map, and each node gets one round trip, all nodes in parallel: a
+ * lookup costs one round trip per node it touches, whatever its number of keys. The round trip is one native MGET per
+ * slot, pipelined on that node's connection; keys lie in few slots (slot buckets, see slot-buckets.ts), so that is a
+ * few MGETs per node. Writes are the compare-and-set script in its many-slot form, one call per node and batch, so the
+ * check and the write of each key stay atomic on the node that owns it.
  *
- * When the slot map is stale (a failover, resharding), the node refuses the call before reading or writing anything,
- * and the keys go again one command per slot through ioredis, which follows MOVED/ASK and refreshes its map. With
- * `readFrom: "replica"` (ioredis' scaleReads), reads go to a replica of each node; writes always to masters.
+ * When the slot map is stale (a failover, resharding) or a node's connection fails, the keys go again one command per
+ * slot through ioredis' cluster client, which follows MOVED/ASK, retries and refreshes its map (a write script is
+ * refused before it reads or writes anything, so it is sent again the same way). With ioredis' scaleReads "slave"
+ * (`LARDER_REDIS_READ_FROM=replica`), reads go to a replica of each node; writes always to masters.
  */
 export class ClusterKv implements OnlineKv {
   private readonly reads: ReadsPerTurn;
   private readonly wait: number;
+  /** ioredis' connection to each node, by host:port (rebuilt when one is missing or ended). */
+  private clients: Map<string, Redis> | undefined;
 
   constructor(
     readonly cluster: Cluster,
@@ -350,33 +346,34 @@ export class ClusterKv implements OnlineKv {
 
   /**
    * One entry per key: its value, or the error of the node that should have answered it. The work per key is its slot
-   * (keySlot: a CRC of the hash tag) and a look-up in ioredis' slot map; per node, one command, all nodes in parallel
-   * under one deadline.
+   * (keySlot: a CRC of the short bucket tag) and a Map look-up; per slot, a look-up in ioredis' slot map; per node, one
+   * round trip, all nodes in parallel under one deadline.
    */
   private async read(keys: string[]): Promise<(Buffer | null | Error)[]> {
     await this.whenReady();
     const out: (Buffer | null | Error)[] = new Array(keys.length);
-    const groups = this.byNode(keys);
+    const groups = this.slotsByNode(keys);
     const ms = this.opts.deadlineMs;
     return new Promise((resolve) => {
       let left = groups.size;
       let timer: NodeJS.Timeout | undefined;
-      const settle = (at: number[], values: Reply | Error) => {
+      const settle = (slots: number[][], values: Reply[] | Error) => {
         if (left === 0) return; // after the deadline: the read has been answered already
-        for (let j = 0; j < at.length; j++) out[at[j]!] = values instanceof Error ? values : (values[j] ?? null);
+        for (let g = 0; g < slots.length; g++) {
+          const at = slots[g]!;
+          const v = values instanceof Error ? values : values[g]!;
+          for (let j = 0; j < at.length; j++) out[at[j]!] = v instanceof Error ? v : (v[j] ?? null);
+        }
         if (--left === 0) {
           clearTimeout(timer);
           resolve(out);
         }
       };
-      for (const [node, { at, slot }] of groups) {
-        const ks = new Array<string>(at.length);
-        for (let j = 0; j < at.length; j++) ks[j] = keys[at[j]!]!;
-        this.timed(node, this.readOneNode(ks, slot >= 0)).then(
-          (values) => settle(at, values),
-          (e: Error) => settle(at, e),
+      for (const [node, slots] of groups)
+        this.timed(node, this.readOneNode(keys, slots)).then(
+          (values) => settle(slots, values),
+          (e: Error) => settle(slots, e),
         );
-      }
       if (ms && left > 0)
         timer = setTimeout(() => {
           const late = deadlineError(ms);
@@ -387,28 +384,69 @@ export class ClusterKv implements OnlineKv {
     });
   }
 
-  /** Keys of one slot are one plain MGET (no script to run; ioredis follows MOVED/ASK for it). */
-  private async readOneNode(keys: string[], oneSlot: boolean): Promise<Reply> {
-    if (oneSlot) return this.cluster.mgetBuffer(keys);
-    try {
-      // biome-ignore lint/suspicious/noExplicitAny: made by defineCommand
-      return await (this.cluster as any).larderReadAcrossBuffer(keys[0], ...keys);
-    } catch (e) {
-      if (!SLOT_MOVED.test((e as Error).message)) throw e;
-      return this.readPerSlot(keys);
+  /** Positions of `keys` by slot (first key's slot first), the slots grouped by the master that serves them. */
+  private slotsByNode(keys: readonly string[]): Map<string, number[][]> {
+    const bySlot = this.bySlot(keys);
+    const slots = this.cluster.slots;
+    const groups = new Map<string, number[][]>();
+    for (const [slot, at] of bySlot) {
+      const node = slots[slot]?.[0];
+      if (node === undefined)
+        throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
+      const g = groups.get(node);
+      if (g) g.push(at);
+      else groups.set(node, [at]);
     }
+    return groups;
   }
 
-  private async readPerSlot(keys: string[]): Promise<Reply> {
+  /**
+   * The connection a read of `slot` goes to: its master, or with scaleReads "slave" one of its replicas at random (as
+   * ioredis picks for one command); undefined when ioredis has no live connection to it (then the cluster client,
+   * which makes one).
+   */
+  private readerOf(slot: number): Redis | undefined {
+    const owners = this.cluster.slots[slot];
+    if (!owners) return undefined;
+    const replica = this.cluster.options.scaleReads === "slave" && owners.length > 1;
+    const addr = replica ? owners[1 + Math.floor(Math.random() * (owners.length - 1))]! : owners[0]!;
+    let client = this.clients?.get(addr);
+    if (!client || client.status === "end") {
+      this.clients = new Map(this.cluster.nodes("all").map((n) => [`${n.options.host}:${n.options.port}`, n]));
+      client = this.clients.get(addr);
+    }
+    return client?.status === "end" ? undefined : client;
+  }
+
+  /**
+   * One node's share of a read: one MGET per slot, pipelined on the node's own connection (ioredis' cluster pipeline
+   * would check every key's slot again, at several times the client's CPU). Native MGETs cost Redis about what one
+   * Redis's MGET costs per key; a Lua script reading keys of many slots cost it 2–3× (docs/scale-out.md). On any error
+   * (a slot moved, the connection lost), the slots go again through the cluster client, which knows what to do.
+   */
+  private async readOneNode(keys: string[], slots: number[][]): Promise<Reply[]> {
+    const keysOf = (at: number[]) => {
+      const ks = new Array<string>(at.length);
+      for (let j = 0; j < at.length; j++) ks[j] = keys[at[j]!]!;
+      return ks;
+    };
+    const client = this.readerOf(keySlot(keys[slots[0]![0]!]!));
+    if (client)
+      try {
+        if (slots.length === 1) return [await client.mgetBuffer(keysOf(slots[0]!))];
+        const p = client.pipeline();
+        for (const at of slots) p.mgetBuffer(keysOf(at));
+        const res = (await p.exec())!;
+        const out: Reply[] = new Array(res.length);
+        for (let g = 0; g < res.length; g++) {
+          const [err, values] = res[g]!;
+          if (err) throw err;
+          out[g] = values as Reply;
+        }
+        return out;
+      } catch {}
     this.cluster.refreshSlotsCache();
-    const out: Reply = new Array(keys.length);
-    await Promise.all(
-      [...this.bySlot(keys)].map(async ([, at]) => {
-        const values = await this.cluster.mgetBuffer(at.map((i) => keys[i]!));
-        for (let j = 0; j < at.length; j++) out[at[j]!] = values[j] ?? null;
-      }),
-    );
-    return out;
+    return Promise.all(slots.map((at) => this.cluster.mgetBuffer(keysOf(at))));
   }
 
   async getMany(keys: string[]): Promise<(string | null)[]> {
