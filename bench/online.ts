@@ -40,7 +40,19 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { clearPrefix } from "../test/support/redis.ts";
 import { type ClusterTopology, startRedisCluster } from "../test/support/redis-topology.ts";
-import { PG_ADMIN as ADMIN, freePort, larderCli, log, markdownTable, quantile, REDIS_URL, ROOT } from "./support.ts";
+import {
+  PG_ADMIN as ADMIN,
+  cpuSeconds,
+  freePort,
+  larderCli,
+  log,
+  machineBusySeconds,
+  markdownTable,
+  quantile,
+  REDIS_URL,
+  ROOT,
+  redisCpuSeconds,
+} from "./support.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
@@ -250,6 +262,17 @@ interface Target {
   key?: string;
   /** Keep-alive sockets of the fixed-rate generator, kept from one slice to the next. */
   agent: http.Agent;
+  /** BENCH_REDIS=cluster: the server's process and its Redis servers, to count where the CPU of a request goes. */
+  pid?: number;
+  redis?: Redis[];
+}
+
+/** CPU seconds so far of the server, its Redis servers, this load generator and the whole machine. */
+async function cpuNow(t: Target): Promise<number[]> {
+  let redis = 0;
+  for (const r of t.redis ?? []) redis += await redisCpuSeconds(r);
+  const own = process.cpuUsage();
+  return [t.pid ? cpuSeconds(t.pid) : 0, redis, (own.user + own.system) / 1e6, machineBusySeconds()];
 }
 
 const headersOf = (t: Target) => ({
@@ -415,7 +438,7 @@ async function main() {
       cluster = await startRedisCluster();
     }
     log(`starting larder (db ${dbName}, prefix ${prefix}, request log ${logFile}) and ${OTHER}…`);
-    await start(
+    const larderProcess = await start(
       "larder",
       [...profileArgs("larder"), "--import", "tsx", "src/cli/main.ts", "serve"],
       larderEnv(cluster?.url ?? REDIS_URL, oursPort),
@@ -423,9 +446,10 @@ async function main() {
       logFile,
     );
     await waitHealthy(oursPort, logFile);
+    let singleProcess: ChildProcess | undefined;
     if (CLUSTER) {
       // the same server on one Redis, beside it (its request log goes where larder's goes; the count below is of both)
-      await start(
+      singleProcess = await start(
         "single",
         [...profileArgs("single"), "--import", "tsx", "src/cli/main.ts", "serve"],
         larderEnv(REDIS_URL, floorPort),
@@ -452,13 +476,21 @@ async function main() {
       );
     }
     const agent = () => new http.Agent({ keepAlive: true, maxSockets: 512 });
-    const ours: Target = { name: CLUSTER ? "cluster" : "larder", port: oursPort, key: readKey, agent: agent() };
+    const ours: Target = {
+      name: CLUSTER ? "cluster" : "larder",
+      port: oursPort,
+      key: readKey,
+      agent: agent(),
+      ...(cluster && { pid: larderProcess.pid, redis: cluster.nodes.map((n) => new Redis(n.port, "127.0.0.1")) }),
+    };
     const floor: Target = {
       name: CLUSTER ? "single" : "floor",
       port: floorPort,
       key: CLUSTER ? readKey : undefined,
       agent: agent(),
+      ...(singleProcess && { pid: singleProcess.pid, redis: [new Redis(REDIS_URL)] }),
     };
+    const cpuRows: string[][] = [];
 
     if (process.env.BENCH_HOLD) {
       log(`holding: larder on ${oursPort} (read key ${readKey ?? "none"}), floor on ${floorPort}`);
@@ -478,11 +510,18 @@ async function main() {
       await saturated(floor, list, 2);
       const sat = { ours: { requests: 0, seconds: 0, errors: 0 }, floor: { requests: 0, seconds: 0, errors: 0 } };
       const why = { ours: {} as Record<string, number>, floor: {} as Record<string, number> };
+      const cpu = { ours: [0, 0, 0, 0], floor: [0, 0, 0, 0] };
       for (let r = 0; r < ROUNDS; r++) {
         log(`${s.name}: saturated throughput, round ${r + 1}/${ROUNDS}…`);
         const order = r % 2 === 0 ? ([floor, ours] as const) : ([ours, floor] as const);
         for (const t of order) {
+          const cpu0 = CLUSTER ? await cpuNow(t) : [];
           const m = await saturated(t, list, SECONDS);
+          if (CLUSTER) {
+            const cpu1 = await cpuNow(t);
+            const into = t === ours ? cpu.ours : cpu.floor;
+            for (let k = 0; k < into.length; k++) into[k]! += cpu1[k]! - cpu0[k]!;
+          }
           const acc = t === ours ? sat.ours : sat.floor;
           acc.requests += m.requests;
           acc.seconds += m.seconds;
@@ -491,6 +530,12 @@ async function main() {
           if (t === ours) requestsToLarder += m.requests + m.errors;
         }
       }
+      if (CLUSTER)
+        for (const [t, c, n] of [
+          [ours, cpu.ours, sat.ours.requests],
+          [floor, cpu.floor, sat.floor.requests],
+        ] as const)
+          cpuRows.push([s.name, t.name, ...c.map((x) => ((x * 1e6) / n).toFixed(0))]);
       const oursRps = sat.ours.requests / sat.ours.seconds;
       const floorRps = sat.floor.requests / sat.floor.seconds;
       const rate = Math.max(10, Math.round(Math.min(oursRps, floorRps) * 0.5));
@@ -555,6 +600,7 @@ async function main() {
     }
     ours.agent.destroy();
     floor.agent.destroy();
+    for (const r of [...(ours.redis ?? []), ...(floor.redis ?? [])]) r.disconnect();
     const head = [
       "lookup",
       "rate req/s",
@@ -584,6 +630,14 @@ async function main() {
         "",
         ...verdicts,
         ...errorNotes,
+        ...(cpuRows.length
+          ? [
+              "",
+              "CPU per request in the saturated rounds, µs (server process, its Redis servers summed, load generator, whole machine):",
+              "",
+              ...markdownTable(["lookup", "server", "larder", "Redis", "load generator", "machine"], cpuRows),
+            ]
+          : []),
         "",
         `larder wrote ${lines} log lines for ${requestsToLarder} measured requests` +
           (sample ? `; a request line: ${sample}` : ""),
