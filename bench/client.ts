@@ -9,7 +9,8 @@
  * - client: `client.getOnlineFeatures(...)` with the client's defaults (on Node: `node:http` with its keep-alive agent;
  *   request id, time budget with a timer that frees the socket, retry bookkeeping, LarderError mapping);
  * - raw node:http: `http.request` through a keep-alive agent with the client's settings, the body by hand,
- *   `JSON.parse` of the text — the client's own transport with nothing of the client, so that its own cost shows;
+ *   `JSON.parse` of the text, the answer handed back through a promise — the client's own transport with nothing of the
+ *   client, so that its own cost shows;
  * - timed, for reference: raw fetch plus what a time budget that frees the socket takes with fetch (an
  *   AbortController's signal and a timer) — what the client would pay if it used fetch on Node.
  * Every mode ends with `rows()` on the answer, so that all hand the caller the same thing. After a warm-up of each,
@@ -164,8 +165,13 @@ async function main(): Promise<number> {
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
       return new OnlineFeatures((await res.json()) as OnlineFeaturesBody).rows().length;
     };
-    const rawNode: Call = (i) =>
-      new Promise((resolve, reject) => {
+    // The answer is handed back through the promise and rows() is called after the await, as a caller of the client
+    // (or of raw fetch) does: resolving a promise that lived through the call (so is likely in V8's old generation) with
+    // a freshly parsed, still young 300 KB answer keeps that answer alive through young-generation collections until the
+    // next full one (the dead promise's slot counts as a root). Calling rows() inside the 'end' handler and resolving
+    // with a number skips that, and cost ~1,000 µs less CPU per call at 100×50 than this shape on a stub server.
+    const rawNodeAnswer = (i: number) =>
+      new Promise<OnlineFeatures>((resolve, reject) => {
         const body = Buffer.from(JSON.stringify(list[i % list.length]));
         const req = http.request(
           {
@@ -184,7 +190,7 @@ async function main(): Promise<number> {
             });
             res.on("end", () => {
               if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text}`));
-              else resolve(new OnlineFeatures(JSON.parse(text) as OnlineFeaturesBody).rows().length);
+              else resolve(new OnlineFeatures(JSON.parse(text) as OnlineFeaturesBody));
             });
             res.on("error", reject);
           },
@@ -192,6 +198,7 @@ async function main(): Promise<number> {
         req.on("error", reject);
         req.end(body);
       });
+    const rawNode: Call = async (i) => (await rawNodeAnswer(i)).rows().length;
     const timed: Call = async (i) => {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), 10_000);
