@@ -330,6 +330,17 @@ export function quantile(values: number[] | Float64Array, q: number): number {
   return values[Math.min(values.length - 1, Math.max(0, Math.ceil(q * values.length) - 1))]!;
 }
 
+/**
+ * The median of the pairs' ratios `a[i] / b[i]`, each measurement against the other kind's next to it: one stall of a
+ * shared machine moves one pair, where it can move pooled totals by as much as the margin being judged.
+ */
+export function pairedMedian(a: readonly number[], b: readonly number[]): number {
+  return quantile(
+    a.map((x, i) => x / b[i]!),
+    0.5,
+  );
+}
+
 /** Least-squares slope of y over x. */
 export function slope(points: { x: number; y: number }[]): number {
   const n = points.length;

@@ -33,8 +33,13 @@ export interface OnlineKvEntry {
 
 export interface OnlineKv {
   getMany(keys: string[]): Promise<(string | null)[]>;
-  /** The same as getMany, as the stored UTF-8 bytes: a backend that reads bytes (Redis) spares decoding them. */
-  getManyBytes?(keys: string[]): Promise<(Buffer | null)[]>;
+  /**
+   * The same as getMany, as the stored UTF-8 bytes: a backend that reads bytes (Redis) spares decoding them.
+   * `buckets[i]`, when given, is the slot bucket of `keys[i]` (slot-buckets.ts; NO_BUCKET: not known), which the caller
+   * chose when it built the key: a Redis Cluster backend groups the keys by it instead of hashing each key again; the
+   * others ignore it.
+   */
+  getManyBytes?(keys: string[], buckets?: Uint8Array): Promise<(Buffer | null)[]>;
   putIfNewer(entries: OnlineKvEntry[]): Promise<boolean[]>;
   /** Resolves when the backend answers; rejects otherwise. */
   ping(): Promise<void>;

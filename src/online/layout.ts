@@ -14,7 +14,7 @@
  */
 import type { CompiledView } from "../registry/snapshot.ts";
 import { formatTimestampMicros } from "../values.ts";
-import { bucketTag } from "./slot-buckets.ts";
+import { BUCKET_TAGS, bucketOf } from "./slot-buckets.ts";
 
 export const SEP = "\x1f";
 /** Index of the first feature fragment in a split value. */
@@ -41,9 +41,12 @@ export function entityPart(joinKeys: readonly string[], canonical: readonly stri
   return s;
 }
 
-/** What every view's key of one entity shares: `<prefix><project>:{<bucket>}<entity part>`. */
-export function entityKeyHead(prefix: string, project: string, entity: string): string {
-  return `${prefix}${project}:${bucketTag(entity)}${entity}`;
+/**
+ * What every view's key of one entity shares: `<prefix><project>:{<bucket>}<entity part>`. `bucket` is the entity's
+ * (`bucketOf(entity)`), passed by a caller that keeps it beside the key (lookups hand it to the backend's read).
+ */
+export function entityKeyHead(prefix: string, project: string, entity: string, bucket = bucketOf(entity)): string {
+  return `${prefix}${project}:${BUCKET_TAGS[bucket]!}${entity}`;
 }
 
 /** One view's key of the entity whose head (`entityKeyHead`) is given. */

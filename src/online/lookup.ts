@@ -6,6 +6,7 @@ import { entityRows } from "./entity-rows.ts";
 import type { OnlineKv } from "./kv.ts";
 import { entityKeyHead, entityPart, FIRST_VALUE, HEADER_LAYOUT, HEADER_TS_JSON, SEP, viewKey } from "./layout.ts";
 import { resolveLookup } from "./lookup-plan.ts";
+import { bucketOf } from "./slot-buckets.ts";
 import type { OnlineFeaturesRequest, OnlineReadOptions } from "./store.ts";
 
 const EPOCH_JSON = `"${EPOCH_TIMESTAMP}"`;
@@ -90,23 +91,29 @@ export async function lookupBytes(
   const keyIndex = new Map<string, number>();
   const keys: string[] = [];
   const keyView: CompiledView[] = [];
+  // each key's slot bucket, known here from its entity: the backend groups keys by it (a cluster) without rehashing them
+  const keyBucket = new Uint8Array(views.length * n);
   const slot = new Int32Array(views.length * n);
   // each row's key head (entity part and slot bucket), once per set of join keys: views of one entity share it
-  const headsByJoinKeys = new Map<string, string[]>();
+  const headsByJoinKeys = new Map<string, { heads: string[]; buckets: Uint8Array }>();
   for (let v = 0; v < views.length; v++) {
     const view = views[v]!;
     const joinKeys = view.joinKeys.join(",");
-    let heads = headsByJoinKeys.get(joinKeys);
-    if (!heads) {
-      heads = new Array<string>(n);
+    let rows = headsByJoinKeys.get(joinKeys);
+    if (!rows) {
+      rows = { heads: new Array<string>(n), buckets: new Uint8Array(n) };
       const keyCols = view.joinKeys.map((k) => columns.get(k)!.canonical);
       const parts = new Array<string>(keyCols.length);
       for (let r = 0; r < n; r++) {
         for (let j = 0; j < keyCols.length; j++) parts[j] = keyCols[j]![r]!;
-        heads[r] = entityKeyHead(prefix, snapshot.project, entityPart(view.joinKeys, parts));
+        const entity = entityPart(view.joinKeys, parts);
+        const bucket = bucketOf(entity);
+        rows.buckets[r] = bucket;
+        rows.heads[r] = entityKeyHead(prefix, snapshot.project, entity, bucket);
       }
-      headsByJoinKeys.set(joinKeys, heads);
+      headsByJoinKeys.set(joinKeys, rows);
     }
+    const { heads, buckets } = rows;
     for (let r = 0; r < n; r++) {
       const key = viewKey(heads[r]!, view.name);
       let idx = keyIndex.get(key);
@@ -114,13 +121,14 @@ export async function lookupBytes(
         idx = keys.length;
         keys.push(key);
         keyView.push(view);
+        keyBucket[idx] = buckets[r]!;
         keyIndex.set(key, idx);
       }
       slot[v * n + r] = idx;
     }
   }
   const raw = kv.getManyBytes
-    ? await kv.getManyBytes(keys)
+    ? await kv.getManyBytes(keys, keyBucket.subarray(0, keys.length))
     : (await kv.getMany(keys)).map((s) => (s === null || s === undefined ? null : Buffer.from(s, "utf8")));
 
   // ---- split each stored row once, in place: where its fields are, or why it is not answered ----

@@ -79,7 +79,9 @@ export function classifyRedisFailures(kv: OnlineKv, client: Redis | Cluster): On
   const getManyBytes = kv.getManyBytes?.bind(kv);
   return {
     getMany: (keys) => kv.getMany(keys).catch(fail),
-    ...(getManyBytes ? { getManyBytes: (keys: string[]) => getManyBytes(keys).catch(fail) } : {}),
+    ...(getManyBytes
+      ? { getManyBytes: (keys: string[], buckets?: Uint8Array) => getManyBytes(keys, buckets).catch(fail) }
+      : {}),
     putIfNewer: (entries) => kv.putIfNewer(entries).catch(fail),
     ping: () => kv.ping().catch(fail),
     close: () => kv.close(),

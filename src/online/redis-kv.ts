@@ -3,6 +3,7 @@ import { unavailable } from "../errors.ts";
 import { keySlot } from "./key-slot.ts";
 import type { OnlineKv, OnlineKvEntry } from "./kv.ts";
 import type { NodeStats } from "./node-stats.ts";
+import { BUCKET_SLOTS, BUCKETS, NO_BUCKET } from "./slot-buckets.ts";
 
 /**
  * Compare-and-set of a batch of keys, atomic per call (Redis runs a script alone). For each key, the arguments hold
@@ -76,6 +77,7 @@ type Reply = (Buffer | null)[];
 
 interface PendingRead {
   keys: string[];
+  buckets: Uint8Array | undefined;
   resolve(values: Reply): void;
   reject(e: unknown): void;
 }
@@ -85,6 +87,7 @@ interface PendingRead {
  * point together, and one command costs one write and one read on the socket where each would cost its own (on a
  * busy machine, a socket write costs as much as building a whole small answer). Alone, a lookup waits only for the
  * end of the current turn. Values come back as bytes, never decoded (see KvOnlineStore.getOnlineFeaturesBytes).
+ * Keys' slot buckets (OnlineKv.getManyBytes) travel with them: NO_BUCKET for a lookup that gave none.
  */
 export class ReadsPerTurn {
   private pending: PendingRead[] | null = null;
@@ -94,18 +97,18 @@ export class ReadsPerTurn {
    * (a cluster node down): only the lookups with such an entry fail, the others sharing the read are answered.
    */
   constructor(
-    private readonly read: (keys: string[]) => Promise<(Buffer | null | Error)[]>,
+    private readonly read: (keys: string[], buckets: Uint8Array | undefined) => Promise<(Buffer | null | Error)[]>,
     private readonly partial = false,
   ) {}
 
-  get(keys: string[]): Promise<Reply> {
+  get(keys: string[], buckets?: Uint8Array): Promise<Reply> {
     if (keys.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       if (this.pending === null) {
         this.pending = [];
         setImmediate(this.flush);
       }
-      this.pending.push({ keys, resolve, reject });
+      this.pending.push({ keys, buckets, resolve, reject });
     });
   }
 
@@ -119,12 +122,26 @@ export class ReadsPerTurn {
     this.pending = null;
     if (batch.length === 1) {
       const only = batch[0]!;
-      this.read(only.keys).then((values) => this.answer(only, values), only.reject);
+      this.read(only.keys, only.buckets).then((values) => this.answer(only, values), only.reject);
       return;
     }
     const all: string[] = [];
-    for (const b of batch) for (const k of b.keys) all.push(k);
-    this.read(all).then(
+    let withBuckets = false;
+    for (const b of batch) {
+      for (const k of b.keys) all.push(k);
+      if (b.buckets) withBuckets = true;
+    }
+    let buckets: Uint8Array | undefined;
+    if (withBuckets) {
+      buckets = new Uint8Array(all.length);
+      let at = 0;
+      for (const b of batch) {
+        if (b.buckets) buckets.set(b.buckets, at);
+        else buckets.fill(NO_BUCKET, at, at + b.keys.length);
+        at += b.keys.length;
+      }
+    }
+    this.read(all, buckets).then(
       (values) => {
         let at = 0;
         for (const b of batch) {
@@ -213,8 +230,8 @@ export class RedisKv implements OnlineKv {
     return (await this.getManyBytes(keys)).map((b) => (b === null ? null : b.toString("utf8")));
   }
 
-  getManyBytes(keys: string[]): Promise<Reply> {
-    return this.reads.get(keys);
+  getManyBytes(keys: string[], buckets?: Uint8Array): Promise<Reply> {
+    return this.reads.get(keys, buckets);
   }
 
   async putIfNewer(entries: OnlineKvEntry[]): Promise<boolean[]> {
@@ -249,6 +266,16 @@ const SLOT_MOVED = /non local key|do not hash to the same slot|CROSSSLOT|^MOVED 
 const deadlineError = (ms: number, what = "Command timed out") =>
   new Error(`${what}: the cluster did not answer within ${ms} ms`);
 
+/** One slot's keys of a cluster read, and their positions in the read. */
+interface SlotKeys {
+  slot: number;
+  keys: string[];
+  at: Int32Array;
+}
+
+/** Scratch for grouping a read's keys by slot: 1 + the slot's group while one read is grouped (synchronously), else 0. */
+const groupOf = new Uint16Array(16384);
+
 /**
  * OnlineKv over a Redis Cluster. The keys of a request (or of the lookups of one event-loop turn) are grouped by slot
  * and by the node that serves it, from ioredis' slot map, and each node gets one round trip, all nodes in parallel: a
@@ -280,7 +307,7 @@ export class ClusterKv implements OnlineKv {
   ) {
     defineScripts(cluster);
     this.wait = opts.waitReplicas ?? 0;
-    this.reads = new ReadsPerTurn((keys) => this.read(keys), true);
+    this.reads = new ReadsPerTurn((keys, buckets) => this.read(keys, buckets), true);
   }
 
   private bounded<T>(p: Promise<T>, what = "Command timed out"): Promise<T> {
@@ -345,24 +372,26 @@ export class ClusterKv implements OnlineKv {
   }
 
   /**
-   * One entry per key: its value, or the error of the node that should have answered it. The work per key is its slot
-   * (keySlot: a CRC of the short bucket tag) and a Map look-up; per slot, a look-up in ioredis' slot map; per node, one
-   * round trip, all nodes in parallel under one deadline.
+   * One entry per key: its value, or the error of the node that should have answered it. Per key, its slot comes from
+   * its bucket (a table of BUCKETS slots; keySlot only for a key of no known bucket) and it is counted into its slot's
+   * group, all in typed arrays; per slot group, a look-up in ioredis' slot map; per node, one round trip, all nodes in
+   * parallel under one deadline. Values are scattered back by position.
    */
-  private async read(keys: string[]): Promise<(Buffer | null | Error)[]> {
+  private async read(keys: string[], buckets: Uint8Array | undefined): Promise<(Buffer | null | Error)[]> {
     await this.whenReady();
     const out: (Buffer | null | Error)[] = new Array(keys.length);
-    const groups = this.slotsByNode(keys);
+    const groups = this.slotsByNode(keys, buckets);
     const ms = this.opts.deadlineMs;
     return new Promise((resolve) => {
       let left = groups.size;
       let timer: NodeJS.Timeout | undefined;
-      const settle = (slots: number[][], values: Reply[] | Error) => {
+      const settle = (slots: SlotKeys[], values: Reply[] | Error) => {
         if (left === 0) return; // after the deadline: the read has been answered already
         for (let g = 0; g < slots.length; g++) {
-          const at = slots[g]!;
+          const at = slots[g]!.at;
           const v = values instanceof Error ? values : values[g]!;
-          for (let j = 0; j < at.length; j++) out[at[j]!] = v instanceof Error ? v : (v[j] ?? null);
+          if (v instanceof Error) for (let j = 0; j < at.length; j++) out[at[j]!] = v;
+          else for (let j = 0; j < at.length; j++) out[at[j]!] = v[j] ?? null;
         }
         if (--left === 0) {
           clearTimeout(timer);
@@ -370,7 +399,7 @@ export class ClusterKv implements OnlineKv {
         }
       };
       for (const [node, slots] of groups)
-        this.timed(node, this.readOneNode(keys, slots)).then(
+        this.timed(node, this.readOneNode(slots)).then(
           (values) => settle(slots, values),
           (e: Error) => settle(slots, e),
         );
@@ -384,18 +413,47 @@ export class ClusterKv implements OnlineKv {
     });
   }
 
-  /** Positions of `keys` by slot (first key's slot first), the slots grouped by the master that serves them. */
-  private slotsByNode(keys: readonly string[]): Map<string, number[][]> {
-    const bySlot = this.bySlot(keys);
+  /** `keys` grouped by slot (in order of first appearance), the slots grouped by the master that serves them. */
+  private slotsByNode(keys: readonly string[], buckets: Uint8Array | undefined): Map<string, SlotKeys[]> {
+    const n = keys.length;
+    // each key's slot group and each group's size, counted in a scratch table of every slot (reset below)
+    const groupOfKey = new Uint16Array(n);
+    const groupSlot: number[] = [];
+    const sizes: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const b = buckets ? buckets[i]! : NO_BUCKET;
+      const slot = b < BUCKETS ? BUCKET_SLOTS[b]! : keySlot(keys[i]!);
+      let g = groupOf[slot]!;
+      if (g === 0) {
+        groupSlot.push(slot);
+        sizes.push(0);
+        g = groupSlot.length;
+        groupOf[slot] = g;
+      }
+      groupOfKey[i] = g - 1;
+      sizes[g - 1]!++;
+    }
+    for (const slot of groupSlot) groupOf[slot] = 0;
+    const bySlot: SlotKeys[] = new Array(groupSlot.length);
+    for (let g = 0; g < groupSlot.length; g++)
+      bySlot[g] = { slot: groupSlot[g]!, keys: new Array(sizes[g]!), at: new Int32Array(sizes[g]!) };
+    const filled = new Int32Array(groupSlot.length);
+    for (let i = 0; i < n; i++) {
+      const g = groupOfKey[i]!;
+      const s = bySlot[g]!;
+      const j = filled[g]!++;
+      s.keys[j] = keys[i]!;
+      s.at[j] = i;
+    }
     const slots = this.cluster.slots;
-    const groups = new Map<string, number[][]>();
-    for (const [slot, at] of bySlot) {
-      const node = slots[slot]?.[0];
+    const groups = new Map<string, SlotKeys[]>();
+    for (const s of bySlot) {
+      const node = slots[s.slot]?.[0];
       if (node === undefined)
         throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
       const g = groups.get(node);
-      if (g) g.push(at);
-      else groups.set(node, [at]);
+      if (g) g.push(s);
+      else groups.set(node, [s]);
     }
     return groups;
   }
@@ -424,18 +482,13 @@ export class ClusterKv implements OnlineKv {
    * Redis's MGET costs per key; a Lua script reading keys of many slots cost it 2–3× (docs/scale-out.md). On any error
    * (a slot moved, the connection lost), the slots go again through the cluster client, which knows what to do.
    */
-  private async readOneNode(keys: string[], slots: number[][]): Promise<Reply[]> {
-    const keysOf = (at: number[]) => {
-      const ks = new Array<string>(at.length);
-      for (let j = 0; j < at.length; j++) ks[j] = keys[at[j]!]!;
-      return ks;
-    };
-    const client = this.readerOf(keySlot(keys[slots[0]![0]!]!));
+  private async readOneNode(slots: SlotKeys[]): Promise<Reply[]> {
+    const client = this.readerOf(slots[0]!.slot);
     if (client)
       try {
-        if (slots.length === 1) return [await client.mgetBuffer(keysOf(slots[0]!))];
+        if (slots.length === 1) return [await client.mgetBuffer(slots[0]!.keys)];
         const p = client.pipeline();
-        for (const at of slots) p.mgetBuffer(keysOf(at));
+        for (const s of slots) p.mgetBuffer(s.keys);
         const res = (await p.exec())!;
         const out: Reply[] = new Array(res.length);
         for (let g = 0; g < res.length; g++) {
@@ -446,15 +499,15 @@ export class ClusterKv implements OnlineKv {
         return out;
       } catch {}
     this.cluster.refreshSlotsCache();
-    return Promise.all(slots.map((at) => this.cluster.mgetBuffer(keysOf(at))));
+    return Promise.all(slots.map((s) => this.cluster.mgetBuffer(s.keys)));
   }
 
   async getMany(keys: string[]): Promise<(string | null)[]> {
     return (await this.getManyBytes(keys)).map((b) => (b === null ? null : b.toString("utf8")));
   }
 
-  getManyBytes(keys: string[]): Promise<Reply> {
-    return this.reads.get(keys);
+  getManyBytes(keys: string[], buckets?: Uint8Array): Promise<Reply> {
+    return this.reads.get(keys, buckets);
   }
 
   /** Per node, batches in order (a repeated key, always on one node, ends with the newest); nodes in parallel. */

@@ -135,7 +135,9 @@ function watched(kv: OnlineKv, watchdog: SentinelWatchdog): OnlineKv {
   const getManyBytes = kv.getManyBytes?.bind(kv);
   return {
     getMany: (keys) => noted(kv.getMany(keys)),
-    ...(getManyBytes ? { getManyBytes: (keys: string[]) => noted(getManyBytes(keys)) } : {}),
+    ...(getManyBytes
+      ? { getManyBytes: (keys: string[], buckets?: Uint8Array) => noted(getManyBytes(keys, buckets)) }
+      : {}),
     putIfNewer: (entries) => noted(kv.putIfNewer(entries)),
     ping: () => noted(kv.ping()),
     close: () => {

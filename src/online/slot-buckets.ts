@@ -24,9 +24,15 @@ export const BUCKET_TAGS: readonly string[] = Array.from({ length: BUCKETS }, (_
   }
 });
 
-/** The bucket's tag of an entity part: FNV-1a over its characters, modulo BUCKETS. */
-export function bucketTag(entity: string): string {
+/** The slot of each bucket's tag: a reader that knows its keys' buckets groups them by slot with no CRC per key. */
+export const BUCKET_SLOTS: Uint16Array = Uint16Array.from(BUCKET_TAGS, (tag) => keySlot(tag));
+
+/** "This key's bucket is not known" (a key not of an entity, such as the last-push marks): its slot is computed. */
+export const NO_BUCKET = 255;
+
+/** The bucket of an entity part: FNV-1a over its characters, modulo BUCKETS. */
+export function bucketOf(entity: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < entity.length; i++) h = Math.imul(h ^ entity.charCodeAt(i), 0x01000193);
-  return BUCKET_TAGS[(h >>> 0) % BUCKETS]!;
+  return (h >>> 0) % BUCKETS;
 }
