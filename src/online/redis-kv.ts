@@ -487,16 +487,17 @@ export class ClusterKv implements OnlineKv {
     if (client)
       try {
         if (slots.length === 1) return [await client.mgetBuffer(slots[0]!.keys)];
-        const p = client.pipeline();
-        for (const s of slots) p.mgetBuffer(s.keys);
-        const res = (await p.exec())!;
-        const out: Reply[] = new Array(res.length);
-        for (let g = 0; g < res.length; g++) {
-          const [err, values] = res[g]!;
-          if (err) throw err;
-          out[g] = values as Reply;
+        // the node's socket held (corked) while its MGETs are queued: one write of them all, as a pipeline would
+        // make, without the pipeline's concatenation of every command into one string
+        const stream = (client as unknown as { stream?: { cork(): void; uncork(): void } }).stream;
+        stream?.cork();
+        const calls = new Array<Promise<Reply>>(slots.length);
+        try {
+          for (let g = 0; g < slots.length; g++) calls[g] = client.mgetBuffer(slots[g]!.keys);
+        } finally {
+          stream?.uncork();
         }
-        return out;
+        return await Promise.all(calls);
       } catch {}
     this.cluster.refreshSlotsCache();
     return Promise.all(slots.map((s) => this.cluster.mgetBuffer(s.keys)));
