@@ -280,7 +280,7 @@ const groupOf = new Uint16Array(16384);
  * OnlineKv over a Redis Cluster. The keys of a request (or of the lookups of one event-loop turn) are grouped by slot
  * and by the node that serves it, from ioredis' slot map, and each node gets one round trip, all nodes in parallel: a
  * lookup costs one round trip per node it touches, whatever its number of keys. The round trip is one native MGET per
- * slot, pipelined on that node's connection; keys lie in few slots (slot buckets, see slot-buckets.ts), so that is a
+ * slot, written at once on that node's connection; keys lie in few slots (slot buckets, see slot-buckets.ts), so that is a
  * few MGETs per node. Writes are the compare-and-set script in its many-slot form, one call per node and batch, so the
  * check and the write of each key stay atomic on the node that owns it.
  *
@@ -477,7 +477,7 @@ export class ClusterKv implements OnlineKv {
   }
 
   /**
-   * One node's share of a read: one MGET per slot, pipelined on the node's own connection (ioredis' cluster pipeline
+   * One node's share of a read: one MGET per slot, in one write on the node's own connection (ioredis' cluster pipeline
    * would check every key's slot again, at several times the client's CPU). Native MGETs cost Redis about what one
    * Redis's MGET costs per key; a Lua script reading keys of many slots cost it 2–3× (docs/scale-out.md). On any error
    * (a slot moved, the connection lost), the slots go again through the cluster client, which knows what to do.
@@ -487,8 +487,8 @@ export class ClusterKv implements OnlineKv {
     if (client)
       try {
         if (slots.length === 1) return [await client.mgetBuffer(slots[0]!.keys)];
-        // the node's socket held (corked) while its MGETs are queued: one write of them all, as a pipeline would
-        // make, without the pipeline's concatenation of every command into one string
+        // the node's socket held (corked) while its MGETs are queued: one write of them all, as a pipeline makes,
+        // without the pipeline's concatenation of every command into one string (which cost twice the socket write)
         const stream = (client as unknown as { stream?: { cork(): void; uncork(): void } }).stream;
         stream?.cork();
         const calls = new Array<Promise<Reply>>(slots.length);
