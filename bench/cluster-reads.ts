@@ -120,9 +120,8 @@ try {
     log(`B=${b}: buckets per master ${[...perNode.values()].join("/")}`);
   }
 
-  /** The bucket layout's read of one coalesced key list: per master one script, per slot one MGET in it. */
-  const groupedRead = async (keys: string[]): Promise<(Buffer | null | Error)[]> => {
-    const out: (Buffer | null | Error)[] = new Array(keys.length);
+  /** Positions of `keys` grouped by master, then by slot (the ways below that send one command per slot). */
+  const positionsByNodeAndSlot = (keys: string[]): Map<string, Map<number, number[]>> => {
     const byNode = new Map<string, Map<number, number[]>>();
     for (let i = 0; i < keys.length; i++) {
       const slot = keySlot(keys[i]!);
@@ -136,6 +135,13 @@ try {
       if (at) at.push(i);
       else slots.set(slot, [i]);
     }
+    return byNode;
+  };
+
+  /** The bucket layout's read of one coalesced key list: per master one script, per slot one MGET in it. */
+  const groupedRead = async (keys: string[]): Promise<(Buffer | null | Error)[]> => {
+    const out: (Buffer | null | Error)[] = new Array(keys.length);
+    const byNode = positionsByNodeAndSlot(keys);
     await Promise.all(
       [...byNode.values()].map(async (slots) => {
         const args: string[] = [String(slots.size)];
@@ -179,19 +185,7 @@ try {
   /** The same grouping, but per master one pipeline of native MGETs, one per slot (one round trip per master). */
   const pipelinedRead = async (keys: string[]): Promise<(Buffer | null | Error)[]> => {
     const out: (Buffer | null | Error)[] = new Array(keys.length);
-    const byNode = new Map<string, Map<number, number[]>>();
-    for (let i = 0; i < keys.length; i++) {
-      const slot = keySlot(keys[i]!);
-      const node = c.slots[slot]![0]!;
-      let slots = byNode.get(node);
-      if (!slots) {
-        slots = new Map();
-        byNode.set(node, slots);
-      }
-      const at = slots.get(slot);
-      if (at) at.push(i);
-      else slots.set(slot, [i]);
-    }
+    const byNode = positionsByNodeAndSlot(keys);
     await Promise.all(
       [...byNode].map(async ([node, slots]) => {
         const p = masters.get(node)!.pipeline();
