@@ -17,6 +17,15 @@ beforeAll(async () => {
 });
 afterAll(async () => db?.drop());
 
+/** A temporary directory of this file's, removed when the file's tests end (whether they passed or not). */
+const tempDirs: string[] = [];
+afterAll(() => Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true }))));
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+  tempDirs.push(dir);
+  return dir;
+}
+
 describe("the larder CLI", () => {
   it("has --help on every command", async () => {
     const top = await runCli(["--help"]);
@@ -52,7 +61,7 @@ describe("the larder CLI", () => {
     const again = await runCli(["plan", "-f", EXAMPLE_DEFINITIONS, "-p", "cli"], env);
     expect(again.stdout).toMatch(/0 to create, 0 to update, 0 to delete, 10 unchanged/);
 
-    const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+    const dir = await tempDir();
     const changed = YAML.parse(await readFile(EXAMPLE_DEFINITIONS, "utf8"));
     changed.feature_views[0].ttl = "12h";
     const file = path.join(dir, "repo.json");
@@ -68,7 +77,7 @@ describe("the larder CLI", () => {
   });
 
   it("applies a ttl past 32 bits of seconds, in Postgres and in the embedded store, and plans it back", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+    const dir = await tempDir();
     // a query source: the embedded store has none of the example's tables
     const defs = {
       entities: [{ name: "driver", join_key: "driver_id", value_type: "int64" }],
@@ -107,7 +116,7 @@ describe("the larder CLI", () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr.trim()).toBe("error: cannot read no/such/file.yaml: ENOENT");
 
-    const dir = await mkdtemp(path.join(tmpdir(), "larder-cli-"));
+    const dir = await tempDir();
     const bad = path.join(dir, "bad.yaml");
     await writeFile(bad, "entities:\n  - name: driver\n    value_type: int128\n");
     const invalid = await runCli(["apply", "-f", bad, "-p", "cli"], stores);
