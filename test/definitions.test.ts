@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -208,6 +208,7 @@ describe("a definitions file the CLI cannot parse", () => {
     const file = path.join(dir, "repo.yaml");
     await writeFile(file, "entities:\n  - name: driver\n    join_key: [driver_id\n");
     const err = await readDefinitionsFile(file).catch((e: Error) => e);
+    await rm(dir, { recursive: true, force: true });
     expect(err).toBeInstanceOf(Error);
     const lines = (err as Error).message.split("\n");
     expect(lines[0]).toMatch(

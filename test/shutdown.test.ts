@@ -3,7 +3,7 @@
  * materialisation after its current batch (recorded as failed; a re-run completes it), writes its last log lines, and
  * exits 0.
  */
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -16,6 +16,7 @@ let db: TestDatabase;
 const prefix = testPrefix();
 const N = 400_000;
 let env: Record<string, string>;
+let definitionsFile: string | undefined;
 
 const BIG = `
 entities:
@@ -40,7 +41,8 @@ beforeAll(async () => {
   );
   await c.query("CREATE INDEX ON public.big (thing_id, ts DESC)");
   await c.end();
-  const file = path.join(os.tmpdir(), `larder-shutdown-${process.pid}.yaml`);
+  definitionsFile = path.join(os.tmpdir(), `larder-shutdown-${process.pid}.yaml`);
+  const file = definitionsFile;
   writeFileSync(file, BIG);
   env = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, LARDER_REDIS_PREFIX: prefix, LARDER_AUTH: "disabled" };
   for (const [f, p] of [
@@ -53,6 +55,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  if (definitionsFile) rmSync(definitionsFile, { force: true });
   const r = newRedis();
   await clearPrefix(r, prefix);
   r.disconnect();
