@@ -320,24 +320,22 @@ export class ClusterKv implements OnlineKv {
     return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 
-  /**
-   * Positions of `keys` grouped by the master that serves their slot, with the slot when they all share one (a lookup
-   * of one entity: every view of an entity is in one slot), else -1.
-   */
-  private byNode(keys: readonly string[]): Map<string, { at: number[]; slot: number }> {
-    const slots = this.cluster.slots;
-    const groups = new Map<string, { at: number[]; slot: number }>();
+  /** The master serving `slot`, from ioredis' slot map. */
+  private masterOf(slot: number): string {
+    const node = this.cluster.slots[slot]?.[0];
+    if (node === undefined)
+      throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
+    return node;
+  }
+
+  /** Positions of `keys` grouped by the master that serves their slot (writes: one script call per node and batch). */
+  private byNode(keys: readonly string[]): Map<string, number[]> {
+    const groups = new Map<string, number[]>();
     for (let i = 0; i < keys.length; i++) {
-      const slot = keySlot(keys[i]!);
-      const node = slots[slot]?.[0];
-      if (node === undefined)
-        throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
-      const g = groups.get(node);
-      if (!g) groups.set(node, { at: [i], slot });
-      else {
-        g.at.push(i);
-        if (g.slot !== slot) g.slot = -1;
-      }
+      const node = this.masterOf(keySlot(keys[i]!));
+      const at = groups.get(node);
+      if (at) at.push(i);
+      else groups.set(node, [i]);
     }
     return groups;
   }
@@ -445,12 +443,9 @@ export class ClusterKv implements OnlineKv {
       s.keys[j] = keys[i]!;
       s.at[j] = i;
     }
-    const slots = this.cluster.slots;
     const groups = new Map<string, SlotKeys[]>();
     for (const s of bySlot) {
-      const node = slots[s.slot]?.[0];
-      if (node === undefined)
-        throw unavailable("the online store's cluster has no node for some keys (slot map unknown)");
+      const node = this.masterOf(s.slot);
       const g = groups.get(node);
       if (g) g.push(s);
       else groups.set(node, [s]);
@@ -518,7 +513,7 @@ export class ClusterKv implements OnlineKv {
     const groups = this.byNode(entries.map((e) => e.key));
     await this.bounded(
       Promise.all(
-        [...groups].map(async ([node, { at }]) => {
+        [...groups].map(async ([node, at]) => {
           for (let start = 0; start < at.length; start += BATCH) {
             const part = at.slice(start, start + BATCH);
             const batch = part.map((i) => entries[i]!);
