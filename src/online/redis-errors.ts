@@ -76,6 +76,15 @@ export function classifyRedisFailures(kv: OnlineKv, client: Redis | Cluster): On
     const why = outage.down ?? (typeof code === "string" && /^E[A-Z_]+$/.test(code) ? code : "connection lost");
     throw unavailable(`${describe(outage)} is unreachable (${why})`, e);
   };
+  return onFailure(kv, fail);
+}
+
+/**
+ * `kv` with every command's failure handed to `fail` (which throws: the error itself or another), and `beforeClose`
+ * run when it is closed. The one wrapper of a backend's commands, so that each layer over a backend passes every
+ * command and argument through alike.
+ */
+export function onFailure(kv: OnlineKv, fail: (e: unknown) => never, beforeClose?: () => void): OnlineKv {
   const getManyBytes = kv.getManyBytes?.bind(kv);
   return {
     getMany: (keys) => kv.getMany(keys).catch(fail),
@@ -84,6 +93,9 @@ export function classifyRedisFailures(kv: OnlineKv, client: Redis | Cluster): On
       : {}),
     putIfNewer: (entries) => kv.putIfNewer(entries).catch(fail),
     ping: () => kv.ping().catch(fail),
-    close: () => kv.close(),
+    close: () => {
+      beforeClose?.();
+      return kv.close();
+    },
   };
 }

@@ -2,7 +2,7 @@ import { Cluster, Redis } from "ioredis";
 import type { Logger } from "../logger.ts";
 import type { OnlineKv } from "./kv.ts";
 import { type NodeStat, NodeStats } from "./node-stats.ts";
-import { classifyRedisFailures, isUnreachable, watchRedis } from "./redis-errors.ts";
+import { classifyRedisFailures, isUnreachable, onFailure, watchRedis } from "./redis-errors.ts";
 import { ClusterKv, RedisKv } from "./redis-kv.ts";
 import { hostPort, parseRedisUrl, type RedisMode, type RedisTarget } from "./redis-url.ts";
 import { SentinelWatchdog } from "./sentinel-watchdog.ts";
@@ -127,24 +127,11 @@ export function connectOnlineRedis(target: RedisTarget | string, opts: OnlineRed
 
 /** The backend, telling the watchdog of every command that failed for want of a server, and stopping it on close. */
 function watched(kv: OnlineKv, watchdog: SentinelWatchdog): OnlineKv {
-  const noted = <T>(p: Promise<T>): Promise<T> =>
-    p.catch((e: unknown) => {
-      if (isUnreachable(e)) watchdog.suspect();
-      throw e;
-    });
-  const getManyBytes = kv.getManyBytes?.bind(kv);
-  return {
-    getMany: (keys) => noted(kv.getMany(keys)),
-    ...(getManyBytes
-      ? { getManyBytes: (keys: string[], buckets?: Uint8Array) => noted(getManyBytes(keys, buckets)) }
-      : {}),
-    putIfNewer: (entries) => noted(kv.putIfNewer(entries)),
-    ping: () => noted(kv.ping()),
-    close: () => {
-      watchdog.stop();
-      return kv.close();
-    },
+  const fail = (e: unknown): never => {
+    if (isUnreachable(e)) watchdog.suspect();
+    throw e;
   };
+  return onFailure(kv, fail, () => watchdog.stop());
 }
 
 /** The online store over Redis (key layout and value encoding: docs/redis-layout.md, src/online/layout.ts). */

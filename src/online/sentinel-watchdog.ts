@@ -2,6 +2,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { Redis } from "ioredis";
 import type { Logger } from "../logger.ts";
+import { hostPort } from "./redis-url.ts";
 
 interface Endpoint {
   host: string;
@@ -194,8 +195,6 @@ export class SentinelWatchdog {
     }
   }
 }
-
-const hostPort = (e: Endpoint) => `${e.host}:${e.port}`;
 
 function toEndpoint(reply: unknown): Endpoint | null {
   if (!Array.isArray(reply) || typeof reply[0] !== "string") return null;
